@@ -9,7 +9,12 @@ from datagen.store.errors import (
     StoreError,
     StoreUnavailable,
 )
-from datagen.store.factory import store_from_env, store_from_uri
+from datagen.store.factory import (
+    s3_options_from_env,
+    store_from_env,
+    store_from_env_uri,
+    store_from_uri,
+)
 from datagen.store.local import LocalStore
 from datagen.store.s3 import S3Store
 
@@ -25,6 +30,8 @@ __all__ = [
     "StoreError",
     "StoreUnavailable",
     "normalize_key",
+    "s3_options_from_env",
     "store_from_env",
+    "store_from_env_uri",
     "store_from_uri",
 ]

@@ -37,6 +37,27 @@ def store_from_uri(uri: str | os.PathLike, **s3_options: Any) -> ArtifactStore:
     raise ValueError(f"unsupported store URI {uri!r}: use a path, file:///abs/path or s3://bucket")
 
 
+def s3_options_from_env(env: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """S3Store keyword options from the standard environment variables."""
+    env = os.environ if env is None else env
+    return {
+        "endpoint_url": env.get("WONDERFORGE_S3_ENDPOINT") or env.get("AWS_ENDPOINT_URL") or None,
+        "region": env.get("AWS_DEFAULT_REGION") or env.get("AWS_REGION") or None,
+        "access_key_id": env.get("AWS_ACCESS_KEY_ID") or None,
+        "secret_access_key": env.get("AWS_SECRET_ACCESS_KEY") or None,
+        "session_token": env.get("AWS_SESSION_TOKEN") or None,
+    }
+
+
+def store_from_env_uri(
+    uri: str | os.PathLike, env: Mapping[str, str] | None = None
+) -> ArtifactStore:
+    """Like `store_from_uri`, with S3 settings taken from the environment."""
+    if isinstance(uri, str) and uri.lower().startswith("s3://"):
+        return store_from_uri(uri, **s3_options_from_env(env))
+    return store_from_uri(uri)
+
+
 def store_from_env(env: Mapping[str, str] | None = None) -> ArtifactStore:
     """The configured store: `WONDERFORGE_STORE` (URI), else `$WONDERFORGE_HOME/store`.
 
@@ -47,13 +68,4 @@ def store_from_env(env: Mapping[str, str] | None = None) -> ArtifactStore:
     uri = env.get("WONDERFORGE_STORE") or str(
         Path(env.get("WONDERFORGE_HOME") or DEFAULT_HOME) / "store"
     )
-    if not uri.lower().startswith("s3://"):
-        return store_from_uri(uri)
-    return store_from_uri(
-        uri,
-        endpoint_url=env.get("WONDERFORGE_S3_ENDPOINT") or env.get("AWS_ENDPOINT_URL") or None,
-        region=env.get("AWS_DEFAULT_REGION") or env.get("AWS_REGION") or None,
-        access_key_id=env.get("AWS_ACCESS_KEY_ID") or None,
-        secret_access_key=env.get("AWS_SECRET_ACCESS_KEY") or None,
-        session_token=env.get("AWS_SESSION_TOKEN") or None,
-    )
+    return store_from_env_uri(uri, env)
