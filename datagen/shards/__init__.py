@@ -7,6 +7,7 @@ from datagen.shards.manifest import (
     ShardEntry,
     load_manifest,
     manifest_key,
+    published_sets,
 )
 from datagen.shards.reader import ErrorPolicy, iter_manifest_clips, iter_shard, read_clips
 from datagen.shards.schema import (
@@ -37,6 +38,7 @@ __all__ = [
     "iter_shard",
     "load_manifest",
     "manifest_key",
+    "published_sets",
     "read_clips",
     "write_shard_set",
 ]

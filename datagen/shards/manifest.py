@@ -126,3 +126,9 @@ def summarise_provenance(records: list[dict[str, Any]]) -> dict[str, Any]:
             {r["generator_checkpoint"] for r in records if r.get("generator_checkpoint")}
         ),
     }
+
+
+def published_sets(store: ArtifactStore, root: str) -> list[str]:
+    """Prefixes of every published shard set under `root` (folders holding a manifest)."""
+    suffix = "/" + MANIFEST_NAME
+    return [key[: -len(suffix)] for key in store.list(root) if key.endswith(suffix)]
