@@ -9,6 +9,13 @@ VENV=${VENV:-.venv}
 EXTRAS=${EXTRAS:-dev,s3,viewer}
 DEB_PACKAGES=(libusb-1.0-0 libgomp1)
 
+# pip, minus the warnings this machine's pip config prints for each missing local index folder.
+quiet_pip() {
+  "$VENV/bin/python" -m pip install -q --disable-pip-version-check "$@" 2>&1 \
+    | { grep -v "^WARNING: Location 'file://" || true; }
+  return "${PIPESTATUS[0]}"
+}
+
 say() { printf '\033[1m[setup]\033[0m %s\n' "$*"; }
 
 missing=()
@@ -43,9 +50,9 @@ want=$(cat pyproject.toml requirements.lock 2>/dev/null | sha256sum | cut -d' ' 
 have=$(cat "$VENV/.wonderforge-install" 2>/dev/null || true)
 if [ "$want" != "$have" ]; then
   say "installing wonderforge[$EXTRAS] into $VENV (a few minutes on a fresh machine)"
-  "$VENV/bin/python" -m pip install -q --disable-pip-version-check --upgrade pip==26.0.1
+  quiet_pip pip==26.0.1 --upgrade
   constraint=(); [ -f requirements.lock ] && constraint=(-c requirements.lock)
-  "$VENV/bin/python" -m pip install -q --disable-pip-version-check "${constraint[@]}" -e ".[$EXTRAS]"
+  quiet_pip "${constraint[@]}" -e ".[$EXTRAS]"
   echo "$want" > "$VENV/.wonderforge-install"
 else
   say "environment up to date ($VENV)"
