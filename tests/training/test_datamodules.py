@@ -20,7 +20,13 @@ H, W = 24, 32
 def _write_set(store, name, n, per_shard, start=0):
     clips = [make_clip(key=f"{name}-{i:04d}", seed=start + i) for i in range(n)]
     write_shard_set(
-        store, f"shards/{name}", clips, "test", name, progress=False, max_samples_per_shard=per_shard
+        store,
+        f"shards/{name}",
+        clips,
+        "test",
+        name,
+        progress=False,
+        max_samples_per_shard=per_shard,
     )
     return store.uri(f"shards/{name}/manifest.json")
 
