@@ -160,3 +160,20 @@ def test_stream_from_s3(s3_server, s3_store, monkeypatch):
     assert len(batches) == 2 and batches[0]["image"].shape == (3, 3, H, W)
     assert {k for b in batches for k in b["key"]} <= {f"s3set-{i:04d}" for i in range(3)}
     assert np.isfinite(batches[0]["image"].numpy()).all()
+
+
+def test_one_pass_decodes_each_clip_once(local_set, monkeypatch):
+    import training.data.stream as stream
+
+    calls = []
+    original = stream.decode_clip
+
+    def counting(members, where, fields=None):
+        calls.append(where)
+        return original(members, where, fields)
+
+    monkeypatch.setattr(stream, "decode_clip", counting)
+    dm = ClipDataModule("image", [local_set], batch_size=2, epoch_batches=3)
+    batches = list(dm.train_dataloader())
+    assert len(batches) == 3
+    assert len(calls) == 6

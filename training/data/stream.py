@@ -116,6 +116,21 @@ class _Reader:
             yield from out if isinstance(out, list) else [out]
 
 
+def _batches(batch_size: int, collate_fn: Callable):
+    """Stage: full batches only, each emitted as soon as it is full (webdataset's `batched`
+    waits for the next sample, which makes a reader decode into its next pass at epoch end)."""
+
+    def stage(samples):
+        batch: list = []
+        for sample in samples:
+            batch.append(sample)
+            if len(batch) == batch_size:
+                yield collate_fn(batch)
+                batch = []
+
+    return stage
+
+
 def _partitioned_source(refs: list[ShardRef], reader: _Reader, shuffle_buffer: int):
     """Endless passes over this reader's own part of the data; parts are disjoint.
 
@@ -190,7 +205,7 @@ def clip_pipeline(
     make_source = _partitioned_source if sampling == "partitioned" else _resampled_source
     return wds.DataPipeline(
         make_source(shards, reader, shuffle_buffer),
-        wds.batched(batch_size, collation_fn=collate_fn, partial=False),
+        _batches(batch_size, collate_fn),
     ).with_epoch(nbatches=batches_per_worker)
 
 
