@@ -61,36 +61,111 @@ def ensure_gpu_pool(instance) -> None:
         pass
 
 
-def cmd_demo(args: argparse.Namespace) -> int:
-    prepare_dagster_home()
+DEMO_CLIPS = {
+    "worldfm_clips": 2,
+    "wonderland_clips": 1,
+    "wonderland_seen": 13,
+    "wonderland_stride": 2,
+    "wonderland_unseen": 8,
+    "height": 64,
+    "width": 64,
+}
+
+
+def register_worlds(instance, specs) -> list[str]:
+    """Store the specs and add their world ids as `worlds` partitions (idempotent)."""
+    from assets.partitions import WORLDS
+    from datagen.store import store_from_env
+    from datagen.worlds.catalog import save_spec
+
+    store = store_from_env()
+    ids = [save_spec(store, spec) for spec in specs]
+    existing = set(instance.get_dynamic_partitions(WORLDS.name))
+    new = [world_id for world_id in ids if world_id not in existing]
+    if new:
+        instance.add_dynamic_partitions(WORLDS.name, new)
+    return ids
+
+
+def _materialized(instance, asset: str, partition: str) -> bool:
+    from dagster import AssetKey
+
+    done = instance.get_materialized_partitions(AssetKey(asset))
+    return partition in done
+
+
+def _run(instance, job, summary, on_event_factory, **kwargs) -> bool:
     import uuid
 
+    run_id = str(uuid.uuid4())
+    on_event, run_summary = on_event_factory()
+    instance.add_event_listener(run_id, on_event)
+    label = f" [{kwargs['partition_key']}]" if kwargs.get("partition_key") else ""
+    print(f"{job.name}{label}: run {run_id}")
+    run_config = {**QUIET_LOGS, **kwargs.pop("run_config", {})}
+    result = job.execute_in_process(
+        instance=instance, run_id=run_id, raise_on_error=False, run_config=run_config, **kwargs
+    )
+    summary["materialized"].update(run_summary["materialized"])
+    summary["failed"] += run_summary["failed"]
+    if not result.success:
+        summary["failed_runs"].append(run_id)
+    return result.success
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    prepare_dagster_home()
     from dagster import DagsterInstance
 
+    from datagen.worlds.catalog import demo_specs
     from orchestration.definitions import defs
     from orchestration.progress import progress_printer
 
     instance = DagsterInstance.get()
     ensure_gpu_pool(instance)
-    job = defs.resolve_job_def("demo")
-    run_id = str(uuid.uuid4())
-    on_event, summary = progress_printer()
-    instance.add_event_listener(run_id, on_event)
-    print(f"wonderforge demo: run {run_id}")
-    result = job.execute_in_process(
-        instance=instance, run_id=run_id, raise_on_error=False, run_config=QUIET_LOGS
-    )
+    summary: dict = {"materialized": {}, "failed": [], "failed_runs": []}
+    world_ids = register_worlds(instance, demo_specs())
+    data_job = defs.resolve_job_def("synthetic_data")
+    clips_config = {"ops": {"synthetic_clips": {"config": DEMO_CLIPS}}}
+    for world_id in world_ids:
+        if not args.force and _materialized(instance, "synthetic_shards", world_id):
+            print(f"synthetic_data [{world_id}]: already materialized (--force to redo)")
+            continue
+        _run(
+            instance,
+            data_job,
+            summary,
+            progress_printer,
+            partition_key=world_id,
+            run_config=clips_config,
+        )
+    _run(instance, defs.resolve_job_def("demo"), summary, progress_printer)
     print()
-    if not result.success:
+    if summary["failed_runs"]:
         print(f"demo FAILED in: {', '.join(summary['failed']) or 'run setup'}", file=sys.stderr)
-        print(f"  full logs: `make ui`, then Runs → {run_id}", file=sys.stderr)
+        for run_id in summary["failed_runs"]:
+            print(f"  full logs: `make ui`, then Runs → {run_id}", file=sys.stderr)
         return 1
     print("demo finished. Outputs:")
     for key, uri in summary["materialized"].items():
-        print(f"  {key:<28} {uri or ''}")
-    print(f"  artifact store               {_store_description()}")
-    print(f"  dagster home (sqlite runs)   {os.environ['DAGSTER_HOME']}")
+        print(f"  {key:<48} {uri or ''}")
+    print(f"  {'artifact store':<48} {_store_description()}")
+    print(f"  {'dagster home (sqlite runs)':<48} {os.environ['DAGSTER_HOME']}")
     print("  browse them with `make ui`")
+    return 0
+
+
+def cmd_add_worlds(args: argparse.Namespace) -> int:
+    prepare_dagster_home()
+    from dagster import DagsterInstance
+
+    from datagen.worlds.catalog import sample_specs
+
+    instance = DagsterInstance.get()
+    specs = sample_specs(args.count, args.seed, args.family or None)
+    for world_id in register_worlds(instance, specs):
+        print(world_id)
+    print(f"registered {len(specs)} worlds; materialize them with the `synthetic_data` job")
     return 0
 
 
@@ -118,8 +193,14 @@ def build_parser() -> argparse.ArgumentParser:
     info = sub.add_parser("info", help="versions, CUDA devices, artifact store in use")
     info.add_argument("--json", action="store_true", help="machine-readable output")
     info.set_defaults(func=cmd_info)
-    demo = sub.add_parser("demo", help="run the demo job in-process on the embedded default")
+    demo = sub.add_parser("demo", help="run the demo end to end in-process (embedded default)")
+    demo.add_argument("--force", action="store_true", help="redo partitions already materialized")
     demo.set_defaults(func=cmd_demo)
+    add = sub.add_parser("add-worlds", help="register procedural worlds as `worlds` partitions")
+    add.add_argument("--count", type=int, default=3)
+    add.add_argument("--seed", type=int, default=0)
+    add.add_argument("--family", action="append", help="indoor, outdoor, tabletop (repeatable)")
+    add.set_defaults(func=cmd_add_worlds)
     ui = sub.add_parser("ui", help="start the Dagster UI (dagster dev) on loopback")
     ui.add_argument("--host", default="127.0.0.1")
     ui.add_argument("--port", type=int, default=3000)

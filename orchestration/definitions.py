@@ -1,15 +1,13 @@
 """The one Dagster `Definitions` of the platform (`dagster dev -m orchestration.definitions`)."""
 
-from __future__ import annotations
-
 import dagster as dg
 
-from assets.platform import platform_report
-from orchestration.jobs import demo_job
+from assets import platform, synthetic
+from orchestration.jobs import JOBS
 from orchestration.resources import artifact_store
 
 defs = dg.Definitions(
-    assets=[platform_report],
-    jobs=[demo_job],
+    assets=dg.load_assets_from_modules([platform, synthetic]),
+    jobs=JOBS,
     resources={"store": artifact_store},
 )

@@ -1,17 +1,24 @@
-"""Jobs. `demo` is the main job: the embedded default end to end (it grows with every capability)."""
-
-from __future__ import annotations
+"""Jobs. `wonderforge demo` runs `synthetic_data` for each demo world, then `demo`."""
 
 import dagster as dg
 
 DEMO_GROUPS = ("platform",)
 
+synthetic_data_job = dg.define_asset_job(
+    name="synthetic_data",
+    selection=dg.AssetSelection.assets("synthetic_worlds", "synthetic_clips", "synthetic_shards"),
+    description="One world partition: generate the world, render its clips, write its shards.",
+    tags={"wonderforge/kind": "data"},
+)
+
 demo_job = dg.define_asset_job(
     name="demo",
     selection=dg.AssetSelection.groups(*DEMO_GROUPS),
     description=(
-        "End-to-end run on the embedded default: procedural worlds, tiny configs, local artifact "
-        "store. Materializes every asset the platform has so far."
+        "The unpartitioned tail of the end-to-end demo (platform report, then training and "
+        "inference as they land); `wonderforge demo` first runs `synthetic_data` per demo world."
     ),
     tags={"wonderforge/kind": "demo"},
 )
+
+JOBS = [synthetic_data_job, demo_job]

@@ -1,5 +1,6 @@
 """Webdataset shards of clips: schema v1, atomic shard-set writer, manifests, readers, checks."""
 
+from datagen.shards.clip_objects import read_clip_object, write_clip_object
 from datagen.shards.integrity import IntegrityReport, check_shard_set
 from datagen.shards.manifest import (
     MANIFEST_NAME,
@@ -39,6 +40,8 @@ __all__ = [
     "load_manifest",
     "manifest_key",
     "published_sets",
+    "read_clip_object",
     "read_clips",
+    "write_clip_object",
     "write_shard_set",
 ]

@@ -47,10 +47,12 @@ def test_dagster_home_is_sqlite_with_gpu_pool(home):
         instance.dispose()
 
 
+@pytest.mark.slow
 def test_demo_job_writes_platform_report(home, capsys):
     assert cli_main(["demo"]) == 0
     out = capsys.readouterr().out
     assert "platform_report" in out and "demo finished" in out
+    assert out.count("synthetic_shards[") == 3
     latest = home / "store" / "reports" / "platform" / "latest.json"
     report = json.loads(latest.read_text())
     assert report["packages"]["torch"].startswith("2.")
@@ -65,6 +67,8 @@ def test_demo_job_writes_platform_report(home, capsys):
         assert event.asset_materialization.metadata["python"].value == report["python"]
     finally:
         instance.dispose()
+    assert cli_main(["demo"]) == 0
+    assert "already materialized" in capsys.readouterr().out
 
 
 def test_cli_info_json(home):

@@ -1,0 +1,5 @@
+"""Partition definitions shared by assets (dynamic: partitions are added as data arrives)."""
+
+import dagster as dg
+
+WORLDS = dg.DynamicPartitionsDefinition(name="worlds")
