@@ -37,6 +37,7 @@ class PublishCheckpoint(L.Callback):
         self.index: dict | None = None
 
     def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        log_dir = trainer.log_dir  # a collective under DDP: every rank must read it
         if not trainer.is_global_zero:
             return
         if not hasattr(pl_module, "export_pretrained"):
@@ -46,7 +47,7 @@ class PublishCheckpoint(L.Callback):
             export_dir = Path(tmp) / "export"
             export_dir.mkdir()
             extra = pl_module.export_pretrained(export_dir) or {}
-            config = Path(trainer.log_dir or "") / "config.yaml"
+            config = Path(log_dir or "") / "config.yaml"
             if config.is_file():
                 (export_dir / "run_config.yaml").write_bytes(config.read_bytes())
             self.index = publish_directory(

@@ -1,0 +1,1 @@
+"""LightningModules, one module per model family (import them by their full path)."""
