@@ -80,7 +80,7 @@ def render_clip(
     *,
     supersample: int = 1,
     radius_px: float = 1.0,
-    max_points: int | None = 600_000,
+    max_points: int | None = None,
     fps: float = 30.0,
     device: str | torch.device = "cpu",
     pcr_device: str | torch.device | None = None,
@@ -89,7 +89,8 @@ def render_clip(
     """Render the frames ``recipe`` keeps from ``poses`` ``[recipe.num_poses, 4, 4]`` with ``K``
     ``[3, 3]`` into a validated ``Clip`` (ref_idx/target_idx = the recipe's reference/seen and
     target/unseen frames; point-cloud renders at the targets from at most ``max_points`` points
-    of the references).
+    of the references, default ``8 * H * W``: all of WorldFM's 4 references, an even subsample of
+    Wonderland's many seen frames).
 
     ``device`` shades the frames (CPU is faster at these sizes: the shading is many small ops);
     ``pcr_device`` renders the point clouds (default: CUDA when available, ~50× faster).
@@ -110,7 +111,8 @@ def render_clip(
     normals = np.stack([v["normals"] for v in views])
     ref, tgt = recipe.ref_idx, recipe.target_idx
     pts, cols = point_cloud(rgb[ref], depth[ref], Ks[ref], c2w[ref])
-    if max_points is not None and pts.shape[0] > max_points:
+    max_points = 8 * H * W if max_points is None else max_points
+    if pts.shape[0] > max_points:
         keep = torch.linspace(0, pts.shape[0] - 1, max_points).round().long()
         pts, cols = pts[keep], cols[keep]
     with torch_threads(1 if torch.device(pcr_device).type == "cpu" else None):

@@ -60,6 +60,9 @@ def cast_depth(world: World, K, c2w, H: int, W: int) -> np.ndarray:
 
 
 def _world_tensors(world: World, device: torch.device) -> dict:
+    """Per-world shading tables on ``device`` (cached): ``corners`` ``[T, 27]`` (vertex-0
+    attributes, the two edge differences, for normal/uv/local, then the unit geometric normal),
+    the material table and each triangle's material kind (numpy int16, for sorting hits)."""
     key = f"tensors:{device}"
     if key not in world.cache:
         a = world.arrays
@@ -67,19 +70,14 @@ def _world_tensors(world: World, device: torch.device) -> dict:
         g = np.cross(v[t[:, 1]] - v[t[:, 0]], v[t[:, 2]] - v[t[:, 0]])
         g /= np.linalg.norm(g, axis=1, keepdims=True).clip(1e-20)
         attrs = np.concatenate([a["normals"], a["uv"], a["local"]], 1).astype(np.float32)
-        corners = attrs[t]  # [T, 3, 8]: per triangle v0, v1 - v0, v2 - v0 (barycentric form)
+        corners = attrs[t]  # [T, 3, 8]: v0, then v1 - v0 and v2 - v0 (barycentric form)
         corners[:, 1:] -= corners[:, :1]
         corners = np.concatenate([corners.reshape(len(t), 24), g.astype(np.float32)], 1)
+        kinds = np.array([KINDS.index(m.kind) for m in world.materials], np.int16)
         world.cache[key] = {
-            "triangles": torch.from_numpy(t.astype(np.int64)).to(device),
-            "corners": torch.from_numpy(corners).to(device),  # [T, 27]: + geometric normal
-            "tri_normal": torch.from_numpy(g.astype(np.float32)).to(device),
-            "tri_material": torch.from_numpy(a["tri_material"].astype(np.int64)).to(device),
-            "tri_instance": torch.from_numpy(a["tri_instance"]).to(device),
+            "corners": torch.from_numpy(corners).to(device),
             "table": MaterialTable(world.materials, device),
-            "kind_of_triangle": np.array([KINDS.index(m.kind) for m in world.materials], np.int16)[
-                a["tri_material"]
-            ],
+            "kind_of_triangle": kinds[a["tri_material"]],
         }
     return world.cache[key]
 

@@ -72,6 +72,11 @@ class World:
     nav: Navigation
     cache: dict[str, Any] = field(default_factory=dict, repr=False)
 
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        state["cache"] = {}  # the open3d scene and device tensors are rebuilt on demand
+        return state
+
     @property
     def id(self) -> str:
         return self.spec.world_id

@@ -14,16 +14,9 @@ import math
 import torch
 from torch import Tensor
 
-from models.geometry import project
+from models.geometry import invert_se3
 
 _EMPTY = torch.iinfo(torch.int64).max
-
-
-def _offsets(radius_px: float, device) -> Tensor:
-    r = max(math.ceil(radius_px), 0)
-    d = torch.arange(-r, r + 1, device=device)
-    dy, dx = torch.meshgrid(d, d, indexing="ij")
-    return torch.stack([dx.reshape(-1), dy.reshape(-1)], -1)
 
 
 def render_points(
@@ -47,27 +40,39 @@ def render_points(
     B = c2w_b.shape[0]
     K_b = K if K.dim() == 3 else K[None].expand(B, 3, 3)
     dtype = torch.promote_types(points.dtype, torch.float32)
-    uv, z = project(points.to(dtype)[None], K_b.to(dtype), c2w_b.to(dtype))
-    n = points.shape[0]
-    device = points.device
-    keep = z > near
+    n, device = points.shape[0], points.device
+    # one [N, 4] @ [4, 3] product per pose (same maths as models.geometry.project, which would
+    # run N tiny 3x3 products): columns are u*z, v*z, z
+    P = K_b.to(dtype) @ invert_se3(c2w_b.to(dtype))[:, :3, :]
+    ones = torch.ones(n, 1, dtype=dtype, device=device)
+    uvz = torch.cat([points.to(dtype), ones], 1)[None] @ P.transpose(1, 2)
+    z = uvz[..., 2]
+    r = max(math.ceil(radius_px), 0)
+    inv_z = 1.0 / torch.where(z > near, z, torch.ones_like(z))
+    u, v = uvz[..., 0] * inv_z, uvz[..., 1] * inv_z
+    keep = (z > near) & (u > -r) & (u < W + r) & (v > -r) & (v < H + r)
     b_idx, p_idx = torch.nonzero(keep, as_tuple=True)
-    uv, z = uv[b_idx, p_idx], z[b_idx, p_idx].float()
-    key_hi = z.view(torch.int32).to(torch.int64) << 32
-    px0 = torch.floor(uv).to(torch.int64)
-    offs = _offsets(radius_px, device)
-    centre = px0[:, None, :] + offs[None] + 0.5
-    dist2 = ((centre - uv[:, None, :]) ** 2).sum(-1)
-    cover = (dist2 <= radius_px**2) | (offs == 0).all(-1)[None]
-    pix = px0[:, None, :] + offs[None]
-    inside = (pix[..., 0] >= 0) & (pix[..., 0] < W) & (pix[..., 1] >= 0) & (pix[..., 1] < H)
-    sel = cover & inside
-    which, _ = torch.nonzero(sel, as_tuple=True)
-    pix = pix[sel]
-    flat = b_idx[which] * (H * W) + pix[:, 1] * W + pix[:, 0]
-    key = key_hi[which] | p_idx[which]
-    zbuf = torch.full((B * H * W,), _EMPTY, dtype=torch.int64, device=device)
-    zbuf.scatter_reduce_(0, flat, key, reduce="amin", include_self=True)
+    u, v, z = u[b_idx, p_idx], v[b_idx, p_idx], z[b_idx, p_idx].float()
+    key = (z.view(torch.int32).to(torch.int64) << 32) | p_idx
+    px0, py0 = torch.floor(u), torch.floor(v)
+    fx, fy = u - px0 - 0.5, v - py0 - 0.5  # the point relative to its pixel's centre
+    px0, py0 = px0.to(torch.int64), py0.to(torch.int64)
+    centre = b_idx * (H * W) + py0 * W + px0
+    dump = B * H * W  # out-of-image and uncovered splats land here
+    zbuf = torch.full((dump + 1,), _EMPTY, dtype=torch.int64, device=device)
+    steps = range(-r, r + 1)
+    dist_x = {d: (d - fx) ** 2 for d in steps}  # squared distances to neighbouring centres
+    dist_y = {d: (d - fy) ** 2 for d in steps}
+    in_x = {d: (px0 + d >= 0) & (px0 + d < W) for d in steps}
+    in_y = {d: (py0 + d >= 0) & (py0 + d < H) for d in steps}
+    for dy in steps:
+        for dx in steps:
+            ok = in_x[dx] & in_y[dy]
+            if (dx, dy) != (0, 0):
+                ok &= dist_x[dx] + dist_y[dy] <= radius_px**2
+            flat = torch.where(ok, centre + (dy * W + dx), dump)
+            zbuf.scatter_reduce_(0, flat, key, reduce="amin", include_self=True)
+    zbuf = zbuf[:dump]
     mask = zbuf != _EMPTY
     winner = torch.where(mask, zbuf & 0xFFFFFFFF, torch.zeros_like(zbuf)).clamp(max=max(n - 1, 0))
     depth_bits = torch.where(mask, zbuf >> 32, torch.zeros_like(zbuf)).to(torch.int32)
