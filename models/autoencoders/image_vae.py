@@ -15,12 +15,11 @@ import os
 import torch
 from diffusers import AutoencoderKL
 
-from .video_vae import load_vae_folder
+from ._common import load_vae_folder, vae_config
 
 SPATIAL_COMPRESSION = 8
 
-_DOWN = ("DownEncoderBlock2D",) * 4
-_UP = ("UpDecoderBlock2D",) * 4
+_BLOCKS = ("DownEncoderBlock2D", "UpDecoderBlock2D")
 
 IMAGE_VAE_CONFIGS: dict[str, dict] = {
     "tiny": {
@@ -49,24 +48,13 @@ IMAGE_VAE_CONFIGS: dict[str, dict] = {
 
 def image_vae_config(size: str, **overrides) -> dict:
     """The ``AutoencoderKL`` keyword config of ``size`` (tiny, small, paper)."""
-    if size not in IMAGE_VAE_CONFIGS:
-        raise ValueError(f"unknown image VAE size {size!r}; one of {sorted(IMAGE_VAE_CONFIGS)}")
-    config = {
-        "in_channels": 3,
-        "out_channels": 3,
-        "down_block_types": _DOWN,
-        "up_block_types": _UP,
-        "act_fn": "silu",
+    defaults = {
         "latent_channels": 4,
-        "shift_factor": None,
-        "force_upcast": True,
         "use_quant_conv": True,
         "use_post_quant_conv": True,
         "mid_block_add_attention": True,
-        **IMAGE_VAE_CONFIGS[size],
     }
-    config.update(overrides)
-    return config
+    return vae_config("image", IMAGE_VAE_CONFIGS, size, _BLOCKS, defaults, overrides)
 
 
 def build_image_vae(size: str = "tiny", **overrides) -> AutoencoderKL:

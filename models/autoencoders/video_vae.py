@@ -14,19 +14,16 @@ latents ``[B, C, 1 + (F - 1) / 4, H / 8, W / 8]``: the first frame is kept on it
 from __future__ import annotations
 
 import os
-from pathlib import Path
-from typing import TypeVar
 
 import torch
 from diffusers import AutoencoderKLCogVideoX
 
-M = TypeVar("M")
+from ._common import load_vae_folder, vae_config
 
 TEMPORAL_COMPRESSION = 4
 SPATIAL_COMPRESSION = 8
 
-_DOWN = ("CogVideoXDownBlock3D",) * 4
-_UP = ("CogVideoXUpBlock3D",) * 4
+_BLOCKS = ("CogVideoXDownBlock3D", "CogVideoXUpBlock3D")
 
 VIDEO_VAE_CONFIGS: dict[str, dict] = {
     "tiny": {
@@ -61,51 +58,18 @@ VIDEO_VAE_CONFIGS: dict[str, dict] = {
 
 def video_vae_config(size: str, **overrides) -> dict:
     """The ``AutoencoderKLCogVideoX`` keyword config of ``size`` (tiny, small, paper)."""
-    if size not in VIDEO_VAE_CONFIGS:
-        raise ValueError(f"unknown video VAE size {size!r}; one of {sorted(VIDEO_VAE_CONFIGS)}")
-    config = {
-        "in_channels": 3,
-        "out_channels": 3,
-        "down_block_types": _DOWN,
-        "up_block_types": _UP,
-        "act_fn": "silu",
+    defaults = {
         "norm_eps": 1e-6,
         "temporal_compression_ratio": TEMPORAL_COMPRESSION,
-        "shift_factor": None,
-        "force_upcast": True,
         "use_quant_conv": False,
         "use_post_quant_conv": False,
-        **VIDEO_VAE_CONFIGS[size],
     }
-    config.update(overrides)
-    return config
+    return vae_config("video", VIDEO_VAE_CONFIGS, size, _BLOCKS, defaults, overrides)
 
 
 def build_video_vae(size: str = "tiny", **overrides) -> AutoencoderKLCogVideoX:
     """A randomly initialised video VAE of ``size`` (weights from the global torch RNG)."""
     return AutoencoderKLCogVideoX(**video_vae_config(size, **overrides))
-
-
-def _vae_folder(path: str | os.PathLike) -> tuple[str, str | None]:
-    """(folder, subfolder): a VAE folder itself, or a pipeline folder holding ``vae/``."""
-    path = Path(path)
-    if (path / "config.json").is_file():
-        return str(path), None
-    if (path / "vae" / "config.json").is_file():
-        return str(path), "vae"
-    raise FileNotFoundError(f"{path}: no config.json (nor vae/config.json) of a diffusers VAE")
-
-
-def load_vae_folder(cls: type[M], path: str | os.PathLike, dtype: torch.dtype | None = None) -> M:
-    """Load a diffusers VAE of class ``cls`` from a local folder (or a pipeline's ``vae/``);
-    never downloads. Raises ValueError when the folder holds another model class."""
-    folder, subfolder = _vae_folder(path)
-    config = cls.load_config(folder, subfolder=subfolder, local_files_only=True)
-    if config.get("_class_name", cls.__name__) != cls.__name__:
-        raise ValueError(f"{path}: holds a {config['_class_name']}, not an {cls.__name__}")
-    return cls.from_pretrained(
-        folder, subfolder=subfolder, local_files_only=True, torch_dtype=dtype
-    )
 
 
 def load_video_vae(

@@ -26,10 +26,10 @@ from torch import Tensor
 
 from models.geometry import c2w_to_w2c
 
+from .gaussians_args import RasterArgs, check_mode
 from .gaussians_gsplat import gsplat_available, rasterize_gsplat
 from .gaussians_torch import rasterize_torch
 
-MODES = ("3dgs", "2dgs")
 BACKENDS = ("auto", "gsplat", "torch")
 
 
@@ -89,8 +89,7 @@ def render_gaussians(
     dims ``...`` (e.g. scenes) must match across all inputs; each scene is rendered only into its
     own cameras.
     """
-    if mode not in MODES:
-        raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+    check_mode(mode)
     batch = means.shape[:-2]
     N = means.shape[-2]
     C = viewmats.shape[-3]
@@ -110,27 +109,28 @@ def render_gaussians(
     if chosen == "gsplat":
         fn = rasterize_gsplat
         colors = colors if per_view else colors[:, 0]
-        f32 = lambda x: None if x is None else x.float().contiguous()  # noqa: E731
     else:
         fn = rasterize_torch
         colors = colors.expand(B, C, N, D)
-        f32 = lambda x: x  # noqa: E731
-    out = fn(
-        f32(means.reshape(B, N, 3)),
-        f32(quats.reshape(B, N, 4)),
-        f32(scales.reshape(B, N, 3)),
-        f32(opacities.reshape(B, N)),
-        f32(colors),
-        f32(viewmats.reshape(B, C, 4, 4)),
-        f32(Ks.reshape(B, C, 3, 3)),
+    args = RasterArgs(
+        means.reshape(B, N, 3),
+        quats.reshape(B, N, 4),
+        scales.reshape(B, N, 3),
+        opacities.reshape(B, N),
+        colors,
+        viewmats.reshape(B, C, 4, 4),
+        Ks.reshape(B, C, 3, 3),
         width,
         height,
         near=near,
         far=far,
-        backgrounds=f32(bg),
+        backgrounds=bg,
         mode=mode,
         eps2d=eps2d,
     )
+    if chosen == "gsplat":
+        args = args.map_tensors(lambda x: x.float().contiguous())
+    out = fn(args)
 
     def chw(x: Tensor | None) -> Tensor | None:
         if x is None:

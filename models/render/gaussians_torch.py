@@ -7,6 +7,7 @@ channel-last like gsplat's; the public API converts them to ``[..., C, 3, H, W]`
 import torch
 from torch import Tensor
 
+from .gaussians_args import RasterArgs
 from .gaussians_composite import (
     LOWPASS_RADIUS_2DGS,
     alpha_2dgs,
@@ -17,45 +18,26 @@ from .gaussians_composite import (
 from .gaussians_project import project_2dgs, project_3dgs
 
 
-def rasterize_torch(
-    means: Tensor,
-    quats: Tensor,
-    scales: Tensor,
-    opacities: Tensor,
-    colors: Tensor,
-    viewmats: Tensor,
-    Ks: Tensor,
-    width: int,
-    height: int,
-    near: float = 0.01,
-    far: float = 1e10,
-    backgrounds: Tensor | None = None,
-    mode: str = "3dgs",
-    eps2d: float = 0.3,
-) -> dict[str, Tensor | None]:
-    """Render ``B`` scenes from ``C`` cameras each.
+def rasterize_torch(a: RasterArgs) -> dict[str, Tensor | None]:
+    """Render ``B`` scenes from ``C`` cameras each (``RasterArgs``; colors ``[B, C, N, D]``).
 
-    means/scales ``[B, N, 3]``, quats ``[B, N, 4]`` (wxyz), opacities ``[B, N]``, colors
-    ``[B, C, N, D]``, viewmats ``[B, C, 4, 4]`` (world-to-camera), Ks ``[B, C, 3, 3]``,
-    backgrounds ``[B, C, D]`` or None -> dict with ``colors [B, C, H, W, D]``, ``alphas
-    [B, C, H, W, 1]``, ``depths [B, C, H, W, 1]`` (alpha-normalised z) and ``normals
-    [B, C, H, W, 3]`` (2dgs: Σ wᵢ nᵢ, camera frame; 3dgs: None).
+    Returns a dict with ``colors [B, C, H, W, D]``, ``alphas [B, C, H, W, 1]``, ``depths
+    [B, C, H, W, 1]`` (alpha-normalised z) and ``normals [B, C, H, W, 3]`` (2dgs: Σ wᵢ nᵢ,
+    camera frame; 3dgs: None).
     """
-    B, C = viewmats.shape[:2]
-    N = means.shape[1]
+    B, C = a.viewmats.shape[:2]
+    N = a.means.shape[1]
+    colors, width, height, mode = a.colors, a.width, a.height, a.mode
     D = colors.shape[-1]
+    cams = (a.viewmats, a.Ks, width, height, a.near, a.far)
     if mode == "3dgs":
-        proj = project_3dgs(
-            means, quats, scales, opacities, viewmats, Ks, width, height, near, far, eps2d
-        )
+        proj = project_3dgs(a.means, a.quats, a.scales, a.opacities, *cams, a.eps2d)
         alpha_fn = alpha_3dgs
-    elif mode == "2dgs":
-        proj = project_2dgs(means, quats, scales, viewmats, Ks, width, height, near, far)
+    else:  # 2dgs (RasterArgs checked the mode)
+        proj = project_2dgs(a.means, a.quats, a.scales, *cams)
         alpha_fn = alpha_2dgs
-    else:
-        raise ValueError(f"mode must be '3dgs' or '2dgs', got {mode!r}")
 
-    op = opacities[:, None, :, None].expand(B, C, N, 1)
+    op = a.opacities[:, None, :, None].expand(B, C, N, 1)
     params = torch.cat([proj.params, op.to(proj.params.dtype)], dim=-1)
     feats = [colors, proj.depths[..., None].to(colors.dtype)]
     if proj.normals is not None:
@@ -88,8 +70,8 @@ def rasterize_torch(
     T = T.reshape(B, C, height, width, 1)
     alphas = 1.0 - T
     rgb = acc[..., :D]
-    if backgrounds is not None:
-        rgb = rgb + T * backgrounds[:, :, None, None, :]
+    if a.backgrounds is not None:
+        rgb = rgb + T * a.backgrounds[:, :, None, None, :]
     depths = acc[..., D : D + 1] / alphas.clamp_min(1e-10)
     normals = acc[..., D + 1 : D + 4] if mode == "2dgs" else None
     return {"colors": rgb, "alphas": alphas, "depths": depths, "normals": normals}

@@ -3,13 +3,7 @@
 from .base import build_base, load_base, rotary_embedding
 from .camera_encoder import CameraEncoder, zero_linear
 from .camera_model import MODES, CameraControlConfig, CameraGuidedCogVideoX, CameraTokens
-from .latents import (
-    decode_latents,
-    encode_video,
-    image_condition_latents,
-    num_latent_frames,
-    pad_image_latents,
-)
+from .latents import image_condition_latents, pad_image_latents
 from .lora import LoRA, LoRAAdapters, block_lora_targets
 from .sampler import CameraVideoSampler, relative_cameras
 from .scheduler import COGVIDEOX_5B_SCHEDULER, make_scheduler
@@ -28,12 +22,9 @@ __all__ = [
     "TextEncoder",
     "block_lora_targets",
     "build_base",
-    "decode_latents",
-    "encode_video",
     "image_condition_latents",
     "load_base",
     "make_scheduler",
-    "num_latent_frames",
     "pad_image_latents",
     "relative_cameras",
     "rotary_embedding",

@@ -14,10 +14,11 @@ import torch
 from diffusers import CogVideoXDPMScheduler
 from torch import Tensor
 
+from models.autoencoders import latents as vae_latents
 from models.geometry import invert_se3, plucker_rays
 
 from .camera_model import CameraGuidedCogVideoX, CameraTokens
-from .latents import decode_latents, image_condition_latents, num_latent_frames
+from .latents import image_condition_latents
 from .text import TextEncoder
 
 
@@ -29,8 +30,8 @@ def relative_cameras(c2w: Tensor) -> Tensor:
 class CameraVideoSampler:
     """Runs the denoising loop of a ``CameraGuidedCogVideoX``.
 
-    vae: CogVideoX VAE (``models.video.latents`` interface); text_encoder: ``TextEncoder`` or
-    None (then ``text_embeds`` must be given to ``sample``); scheduler: CogVideoX DDIM/DPM;
+    vae: CogVideoX VAE (as ``models.autoencoders.latents`` uses it); text_encoder: ``TextEncoder``
+    or None (then ``text_embeds`` must be given to ``sample``); scheduler: CogVideoX DDIM/DPM;
     autocast: run the transformer under ``torch.autocast`` with this dtype (needed when frozen
     and trainable weights have different dtypes, e.g. bf16 base + fp32 camera branches).
     """
@@ -95,7 +96,7 @@ class CameraVideoSampler:
         F = int(num_frames or c2w.shape[0])
         if F > c2w.shape[0] or F > K.shape[0]:
             raise ValueError(f"{F} frames requested, {c2w.shape[0]} cameras given")
-        T = num_latent_frames(F, model.config.temporal_compression)
+        T = vae_latents.latent_num_frames(F, model.config.temporal_compression)
         H, W = image.shape[-2:]
         s = model.config.spatial_compression
         cfg = guidance_scale > 1.0
@@ -147,5 +148,5 @@ class CameraVideoSampler:
                     pred, t, latents.float(), eta=eta, generator=gen, return_dict=False
                 )[0]
             latents = latents.to(dtype)
-        frames = decode_latents(self.vae, latents)[0] if decode else None
+        frames = vae_latents.decode(self.vae, latents)[0].float() if decode else None
         return latents.float(), frames

@@ -37,6 +37,7 @@ from torch import Tensor, nn
 from transformers.models.t5.modeling_t5 import T5Block
 
 from datagen.video_io import save_video_sample
+from models.autoencoders import encode, latent_num_frames
 from models.geometry import plucker_rays
 from models.video import (
     CameraControlConfig,
@@ -44,7 +45,6 @@ from models.video import (
     CameraVideoSampler,
     TextEncoder,
     build_base,
-    encode_video,
     image_condition_latents,
     load_base,
     make_scheduler,
@@ -228,9 +228,9 @@ class CameraVideoModule(L.LightningModule):
             if self.vae is None:
                 raise ValueError("batch has no 'latents' and the module has no VAE")
             frames = batch["frames"]
-            B, T = frames.shape[0], (frames.shape[1] - 1) // 4 + 1
+            B, T = frames.shape[0], latent_num_frames(frames.shape[1])
             with torch.no_grad():
-                latents = encode_video(self.vae, frames).float()
+                latents = encode(self.vae, frames, sample=True).float()
                 hp = self.hparams
                 sigma = torch.exp(
                     torch.randn(B, device=frames.device) * hp.image_noise_std + hp.image_noise_mean
