@@ -1,0 +1,204 @@
+"""Zoom-stack sampling: cross-scale consistency of the sampling modes, and joint-sampling overhead.
+
+Consistency (analytic denoiser, ``models.zoom.toy``: exact ε for a Gaussian prior around each
+level's target; N=4, 3×32×32, p=2, 50 DDPM steps, CFG w=2, prior std 0.3), per seed and mode:
+
+    raw_psnr_db     cross-scale PSNR between D_1(x̂_{i+1}) and the centre of x̂_i, of the chains'
+                    final clean estimates before blending (mean and min over level pairs)
+    render_psnr_db  the same on the output images (Π_image of the stack: inf when consistent)
+    seam_ratio      |step| across the layer boundary / mean |step| in the rendered images
+    highpass        mean squared 3×3 high-pass of the output images (blur indicator)
+    target_psnr_db  PSNR of the output images against the prompts' targets
+
+for two prompt sets: ``consistent`` (one seamless scene at N zooms) and ``disagreeing``
+(independent content per level).
+
+Overhead (N=6, 4×64×64 latents, p=2, CFG): a dummy conv denoiser of configurable cost; the joint
+sampler's time split into ``denoiser`` and ``consolidate`` (photo/blending/rendering/noise/DDPM
+update, synchronised on CUDA), the fraction consolidate/denoiser, and the end-to-end time of
+joint vs independent sampling (N independent chains batched into the same denoiser calls).
+
+    .venv/bin/python benchmarks/zoom_stack.py [--seeds 4 --steps 10 --devices cpu,cuda]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+import torch  # noqa: E402
+from torch import nn  # noqa: E402
+
+from models.zoom import DDPMSchedule, JointZoomSampler, cross_scale_psnr, seam_ratio  # noqa: E402
+from models.zoom.toy import GaussianPriorDenoiser, prior_embeds, toy_targets  # noqa: E402
+
+MODES = [
+    ("joint", {}),
+    ("independent", {}),
+    ("iterative", {}),
+    ("naive_average", {}),
+    ("joint_independent_noise", {"noise": "independent"}),
+]
+
+
+def _stats(x: torch.Tensor) -> dict:
+    x = x.double()
+    return {"mean": round(x.mean().item(), 2), "min": round(x.min().item(), 2)}
+
+
+def consistency(seeds: int, steps: int = 50) -> dict:
+    N, C, S, p = 4, 3, 32, 2
+    sched = DDPMSchedule.make("linear")
+    den = GaussianPriorDenoiser(sched)
+    uncond = prior_embeds(torch.zeros(1, C, S, S), 1.0)
+    rows: dict = {}
+    for seed in range(seeds):
+        g = torch.Generator().manual_seed(seed)
+        sets = {
+            "consistent": toy_targets(N, C, S, p, generator=g),
+            "disagreeing": torch.cat([toy_targets(1, C, S, p, generator=g) for _ in range(N)]),
+        }
+        for prompts, targets in sets.items():
+            for name, kw in MODES:
+                mode = name.replace("_independent_noise", "")
+                sampler = JointZoomSampler(den, sched, N, p, mode=mode, num_steps=steps,
+                                           guidance_scale=2.0, **kw)  # fmt: skip
+                gen = torch.Generator().manual_seed(1000 + seed)
+                out = sampler.sample(prior_embeds(targets, 0.3), (C, S, S), uncond, generator=gen)
+                hp = out.images - nn.functional.avg_pool2d(
+                    out.images, 3, 1, 1, count_include_pad=False
+                )
+                mse = (out.images - targets).square().mean()
+                rows.setdefault(prompts, {}).setdefault(name, []).append(
+                    {
+                        "seed": seed,
+                        "raw_psnr_db": _stats(cross_scale_psnr(out.samples, p)),
+                        "render_psnr_db": _stats(cross_scale_psnr(out.images, p)),
+                        "seam_ratio": round(seam_ratio(out.images, p)[:-1].mean().item(), 3),
+                        "highpass": round(hp.square().mean().item(), 5),
+                        "target_psnr_db": round((10 * torch.log10(4 / mse)).item(), 2),
+                    }
+                )
+    summary = {
+        prompts: {
+            mode: {
+                "raw_psnr_db_min": min(r["raw_psnr_db"]["min"] for r in runs),
+                "raw_psnr_db_mean": round(
+                    sum(r["raw_psnr_db"]["mean"] for r in runs) / len(runs), 2
+                ),
+                "seam_ratio_mean": round(sum(r["seam_ratio"] for r in runs) / len(runs), 3),
+                "highpass_mean": round(sum(r["highpass"] for r in runs) / len(runs), 5),
+                "target_psnr_db_mean": round(sum(r["target_psnr_db"] for r in runs) / len(runs), 2),
+            }
+            for mode, runs in by_mode.items()
+        }
+        for prompts, by_mode in rows.items()
+    }
+    setup = {"levels": N, "shape": [C, S, S], "p": p, "steps": steps, "guidance_scale": 2.0,
+             "prior_std": 0.3, "seeds": seeds}  # fmt: skip
+    return {"setup": setup, "summary": summary, "runs": rows}
+
+
+class ConvDenoiser(nn.Module):
+    """Dummy ε-model of tunable cost: ``depth`` 3×3 convs of ``width`` channels; the prompt
+    embedding's mean is added as a bias so the conditioning path exists."""
+
+    def __init__(self, channels: int, width: int, depth: int):
+        super().__init__()
+        layers: list[nn.Module] = [nn.Conv2d(channels, width, 3, padding=1)]
+        for _ in range(depth - 2):
+            layers += [nn.SiLU(), nn.Conv2d(width, width, 3, padding=1)]
+        layers += [nn.SiLU(), nn.Conv2d(width, channels, 3, padding=1)]
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, z, t, embeds):
+        bias = embeds.flatten(1).mean(1).view(-1, 1, 1, 1)
+        return self.net(z + bias) * 0.1
+
+
+def overhead(device: str, width: int, depth: int, steps: int, repeats: int) -> dict:
+    N, C, S, p = 6, 4, 64, 2
+    dev = torch.device(device)
+    model = ConvDenoiser(C, width, depth).to(dev).eval()
+    sched = DDPMSchedule.make("linear")
+    cond, uncond = torch.randn(N, 8, 32, device=dev), torch.zeros(1, 8, 32, device=dev)
+    best: dict = {}
+    for _ in range(repeats):  # best of repeats; modes take turns within a repeat
+        for mode in ("joint", "independent"):
+            sampler = JointZoomSampler(model, sched, N, p, mode=mode, num_steps=steps,
+                                       guidance_scale=5.0)  # fmt: skip
+            g = torch.Generator(device=dev).manual_seed(0)
+            if dev.type == "cuda":
+                torch.cuda.synchronize()
+            t0 = time.perf_counter()
+            out = sampler.sample(cond, (C, S, S), uncond, generator=g, profile=mode == "joint")
+            if dev.type == "cuda":
+                torch.cuda.synchronize()
+            total = time.perf_counter() - t0
+            if mode == "independent":
+                best["independent_s"] = min(best.get("independent_s", 1e9), total)
+            else:
+                if total < best.get("joint_s", 1e9):
+                    best["joint_s"], best["timings"] = total, out.timings
+    tm = best["timings"]
+    return {
+        "device": torch.cuda.get_device_name(dev)
+        if dev.type == "cuda"
+        else platform.processor() or platform.machine(),
+        "levels": N,
+        "latent": [C, S, S],
+        "steps": steps,
+        "denoiser": {"width": width, "depth": depth, "batch": 2 * N},
+        "denoiser_ms_per_step": round(1e3 * tm["denoiser"] / steps, 3),
+        "consolidate_ms_per_step": round(1e3 * tm["consolidate"] / steps, 3),
+        "overhead_fraction": round(tm["consolidate"] / tm["denoiser"], 4),
+        "joint_s": round(best["joint_s"], 4),
+        "independent_s": round(best["independent_s"], 4),
+        "joint_over_independent": round(best["joint_s"] / best["independent_s"], 4),
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("--seeds", type=int, default=4)
+    ap.add_argument("--steps", type=int, default=10, help="sampling steps of the overhead runs")
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--devices", default="cpu,cuda")
+    ap.add_argument("--sizes", default="64x4,128x8", help="dummy denoiser WIDTHxDEPTH list")
+    ap.add_argument("--threads", type=int, default=1, help="CPU threads (shared machine: 1)")
+    ap.add_argument("--skip-consistency", action="store_true")
+    ap.add_argument("--out", default=str(REPO / "benchmarks/results/zoom_consistency.json"))
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+
+    out_path = Path(args.out)
+    result = json.loads(out_path.read_text()) if out_path.is_file() else {}
+    result["env"] = {"torch": torch.__version__, "python": platform.python_version(),
+                     "threads": args.threads}  # fmt: skip
+    if not args.skip_consistency:
+        result["consistency"] = consistency(args.seeds)
+        print(json.dumps(result["consistency"]["summary"], indent=1))
+    runs = result.setdefault("overhead", {})
+    for device in args.devices.split(","):
+        if device == "cuda" and not torch.cuda.is_available():
+            continue
+        for size in args.sizes.split(","):
+            width, depth = (int(v) for v in size.split("x"))
+            row = overhead(device, width, depth, args.steps, args.repeats)
+            runs[f"{device}_w{width}_d{depth}"] = row
+            print(json.dumps(row))
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    out_path.write_text(json.dumps(result, indent=1) + "\n")
+    print(f"wrote {out_path}")
+
+
+if __name__ == "__main__":
+    main()
