@@ -28,7 +28,13 @@ import torch
 from datagen.clips.clip import Clip
 from models.geometry import plucker_rays
 
-from .video_task import cameras_to_tensor, relative_to, rgb_to_tensor, window_indices
+from .video_task import (
+    cameras_to_tensor,
+    relative_to,
+    resize_images,
+    rgb_to_tensor,
+    window_indices,
+)
 
 
 @dataclass
@@ -44,6 +50,9 @@ class LaLRMTaskConfig:
     use_latents: add ``latents`` when the clip has them. Stored latents encode *all* F frames of
         the clip, so the context must then be the whole clip (``num_context = F``, ``stride = 1``,
         as for generated clips); any other context raises. Set False to ignore stored latents.
+    height / width: resize target of context and supervision frames (bilinear, K scaled; one
+        given keeps the aspect ratio; None keeps the clip's resolution). Clips with stored
+        latents must already be at the target size.
     """
 
     num_context: int = 49
@@ -54,6 +63,8 @@ class LaLRMTaskConfig:
     random_start: bool = True
     strict_unseen: bool = False
     use_latents: bool = True
+    height: int | None = None
+    width: int | None = None
 
 
 def _pad(indices: np.ndarray, fallback: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
@@ -104,22 +115,26 @@ def lalrm_sample(clip: Clip, rng: np.random.Generator, cfg: LaLRMTaskConfig) -> 
     sup_is_seen = np.concatenate([np.ones(len(seen), bool), np.zeros(cfg.num_unseen, bool)])
     sup_valid = np.concatenate([np.ones(len(seen), bool), unseen_valid])
 
-    H, W = clip.size
     K_ctx, c2w_ctx = cameras_to_tensor(clip.K[context_idx], clip.c2w[context_idx])
     K_sup, c2w_sup = cameras_to_tensor(clip.K[sup_idx], clip.c2w[sup_idx])
     if cfg.relative_to_first:
         first = c2w_ctx[0].clone()
         c2w_ctx = relative_to(c2w_ctx, first)
         c2w_sup = relative_to(c2w_sup, first)
+    context, K_ctx = resize_images(
+        rgb_to_tensor(clip.rgb[context_idx]), K_ctx, cfg.height, cfg.width
+    )
+    sup, K_sup = resize_images(rgb_to_tensor(clip.rgb[sup_idx]), K_sup, cfg.height, cfg.width)
     K_ctx, c2w_ctx, K_sup, c2w_sup = (t.float() for t in (K_ctx, c2w_ctx, K_sup, c2w_sup))
+    H, W = context.shape[-2:]
 
     sample = {
-        "context": rgb_to_tensor(clip.rgb[context_idx]),
+        "context": context,
         "context_plucker": plucker_rays(K_ctx, c2w_ctx, H, W),
         "context_K": K_ctx,
         "context_c2w": c2w_ctx,
         "context_idx": torch.from_numpy(context_idx),
-        "sup": rgb_to_tensor(clip.rgb[sup_idx]),
+        "sup": sup,
         "sup_K": K_sup,
         "sup_c2w": c2w_sup,
         "sup_idx": torch.from_numpy(sup_idx),
@@ -134,6 +149,11 @@ def lalrm_sample(clip: Clip, rng: np.random.Generator, cfg: LaLRMTaskConfig) -> 
                 f"clip {key!r} has latents of all {F} frames, but the context is "
                 f"{cfg.num_context} frames with stride {cfg.stride}; use num_context={F}, "
                 f"stride=1 for latent clips or set use_latents=False"
+            )
+        if (H, W) != tuple(clip.size):
+            raise ValueError(
+                f"clip {key!r} has latents at {clip.size[0]}x{clip.size[1]}; resizing it to "
+                f"{H}x{W} would misalign them (store the clip at the target size)"
             )
         sample["latents"] = torch.from_numpy(np.asarray(clip.latents, dtype=np.float32).copy())
     return sample
