@@ -1,0 +1,152 @@
+"""Frame-model inference (WorldFM §2.1 online stage): reference image + pose, a scene point cloud
+(or Gaussians) and a target pose → anchor render → few generator steps → frame.
+
+``FramePipeline.set_scene`` caches everything that does not change along a camera path: the
+reference latent (one VAE encode), the reference tokens of the generator (patch embedding,
+positions, camera embedding), the cloud on the model's device, and the initial noise (the same
+noise for every frame by default, which keeps consecutive frames stable). Per frame only the
+anchor is rendered and encoded, then the generator runs its steps and the VAE decodes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import torch
+from torch import Tensor, nn
+
+from models.autoencoders import decode, encode
+from models.geometry import c2w_to_w2c
+from models.render import render_gaussians, render_points
+
+from .conditions import FrameCondition
+from .dit import FrameDiT
+from .dmd import PAPER_TIMESTEPS, FewStepSampler
+from .schedule import DiffusionSchedule
+
+
+class FramePipeline:
+    """generator: a (distilled) ``FrameDiT``; vae: the image VAE of its latent space;
+    timesteps: generator steps (``[999, 200]``: 2 steps, ``[999]``: 1); radius_px: point splat
+    radius; fixed_noise: reuse one noise draw (``seed``) for all frames."""
+
+    def __init__(
+        self,
+        generator: FrameDiT,
+        vae: nn.Module,
+        schedule: DiffusionSchedule,
+        timesteps: tuple[int, ...] | list[int] = PAPER_TIMESTEPS,
+        radius_px: float = 1.0,
+        seed: int = 0,
+        fixed_noise: bool = True,
+    ):
+        self.generator, self.vae = generator.eval(), vae.eval()
+        self.sampler = FewStepSampler(schedule, timesteps)
+        self.radius_px, self.seed, self.fixed_noise = radius_px, seed, fixed_noise
+        self._scene: dict | None = None
+        self._frame = 0
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.generator.parameters()).device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return next(self.generator.parameters()).dtype
+
+    @torch.no_grad()
+    def set_scene(
+        self,
+        reference_image: Tensor,
+        reference_K: Tensor,
+        reference_c2w: Tensor,
+        points: Tensor | None = None,
+        colors: Tensor | None = None,
+        gaussians: dict[str, Tensor] | None = None,
+    ) -> None:
+        """reference_image ``[3, H, W]`` in [0, 1], reference_K ``[3, 3]`` (pixels),
+        reference_c2w ``[4, 4]``; the scene as ``points [N, 3]`` + ``colors [N, 3]`` in [0, 1], or
+        ``gaussians`` = ``render_gaussians`` inputs (means, quats, scales, opacities, colors)."""
+        if (points is None) == (gaussians is None):
+            raise ValueError("give either points (+ colors) or gaussians")
+        if points is not None and (colors is None or colors.shape != points.shape):
+            raise ValueError("points [N, 3] need colors [N, 3]")
+        dev = self.device
+        H, W = reference_image.shape[-2:]
+        ref_latent = encode(self.vae, reference_image[None].to(dev, self.vae.dtype))
+        K, c2w = reference_K.to(dev).float()[None], reference_c2w.to(dev).float()[None]
+        base = FrameCondition(ref_latent.to(self.dtype), ref_latent.to(self.dtype), K, c2w, K, c2w)
+        scene = {
+            "size": (H, W),
+            "reference": base.reference,
+            "reference_K": K,
+            "reference_c2w": c2w,
+            "reference_tokens": self.generator.embed_reference(base),
+        }
+        if points is not None:
+            scene["points"] = points.to(dev).float().contiguous()
+            scene["colors"] = colors.to(dev).float().contiguous()
+        else:
+            scene["gaussians"] = {k: v.to(dev).float() for k, v in gaussians.items()}
+        g = torch.Generator().manual_seed(self.seed)
+        scene["noise"] = torch.randn(ref_latent.shape, generator=g).to(dev, self.dtype)
+        self._scene, self._frame = scene, 0
+
+    def _require_scene(self) -> dict:
+        if self._scene is None:
+            raise RuntimeError("call set_scene(...) first")
+        return self._scene
+
+    @torch.no_grad()
+    def render_anchor(self, K: Tensor, c2w: Tensor) -> Tensor:
+        """The explicit anchor: scene render ``[3, H, W]`` in [0, 1] at ``K [3, 3]``, ``c2w [4, 4]``."""
+        s = self._require_scene()
+        H, W = s["size"]
+        K, c2w = K.to(self.device).float(), c2w.to(self.device).float()
+        if "points" in s:
+            rgb, _, _ = render_points(s["points"], s["colors"], K, c2w, H, W, self.radius_px)
+            return rgb
+        g = s["gaussians"]
+        out = render_gaussians(
+            g["means"], g["quats"], g["scales"], g["opacities"], g["colors"],
+            c2w_to_w2c(c2w)[None], K[None], W, H,
+        )  # fmt: skip
+        return out.rgb[0].clamp(0, 1)
+
+    def _noise(self) -> Tensor:
+        s = self._require_scene()
+        if self.fixed_noise:
+            return s["noise"]
+        g = torch.Generator().manual_seed(self.seed + self._frame)
+        return torch.randn(s["noise"].shape, generator=g).to(s["noise"])
+
+    @torch.no_grad()
+    def render(
+        self, target_K: Tensor, target_c2w: Tensor, return_anchor: bool = False
+    ) -> Tensor | tuple[Tensor, Tensor]:
+        """One frame ``[3, H, W]`` in [0, 1] at ``target_K [3, 3]``, ``target_c2w [4, 4]`` (and the
+        anchor render when ``return_anchor``)."""
+        s = self._require_scene()
+        anchor_rgb = self.render_anchor(target_K, target_c2w)
+        anchor = encode(self.vae, anchor_rgb[None].to(self.vae.dtype)).to(self.dtype)
+        K = target_K.to(self.device).float()[None]
+        c2w = target_c2w.to(self.device).float()[None]
+        cond = FrameCondition(anchor, s["reference"], K, c2w, s["reference_K"], s["reference_c2w"])
+        latent = self.sampler.sample(
+            self.generator, self._noise(), cond, reference_tokens=s["reference_tokens"]
+        )
+        frame = decode(self.vae, latent.to(self.vae.dtype))[0].float()
+        self._frame += 1
+        return (frame, anchor_rgb) if return_anchor else frame
+
+    def stream(self, Ks: Tensor, c2ws: Tensor) -> Iterator[Tensor]:
+        """Frames ``[3, H, W]`` one by one along a path ``Ks [F, 3, 3]`` (or one ``[3, 3]``),
+        ``c2ws [F, 4, 4]``; the scene's cached parts are reused for every frame."""
+        if Ks.ndim == 2:
+            Ks = Ks.expand(c2ws.shape[0], 3, 3)
+        for K, c2w in zip(Ks, c2ws):
+            yield self.render(K, c2w)
+
+    def render_path(self, Ks: Tensor, c2ws: Tensor) -> Tensor:
+        """All frames of a path: ``[F, 3, H, W]``."""
+        return torch.stack(list(self.stream(Ks, c2ws)))
