@@ -3,3 +3,4 @@
 import dagster as dg
 
 WORLDS = dg.DynamicPartitionsDefinition(name="worlds")
+VIDEOS = dg.DynamicPartitionsDefinition(name="videos")  # one per ingested video or item

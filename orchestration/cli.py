@@ -9,6 +9,7 @@ import shutil
 import subprocess
 import sys
 
+from orchestration.cli_ingest import add_ingest_commands, demo_ingest
 from orchestration.home import GPU_POOL, prepare_dagster_home, project_home
 
 QUIET_LOGS = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
@@ -72,6 +73,20 @@ DEMO_CLIPS = {
 }
 
 
+# Tiny training runs for the demo: about 1.5 min of CPU in all (one thread per run: two threads
+# per process stall each other on a shared 2-core machine).
+DEMO_TRAINING = {
+    "image_vae": {"size": "tiny", "max_steps": 40, "overrides": []},
+    "video_vae": {
+        "size": "tiny",
+        "max_steps": 10,
+        "overrides": ["--data.init_args.batch_size=1"],
+    },
+    "camera_video_model": {"size": "tiny", "max_steps": 20, "overrides": []},
+}
+DEMO_LAUNCHER = {"config": {"cpu_threads": 1, "report_every_s": 10.0}}
+
+
 def register_worlds(instance, specs) -> list[str]:
     """Store the specs and add their world ids as `worlds` partitions (idempotent)."""
     from assets.partitions import WORLDS
@@ -113,9 +128,37 @@ def _run(instance, job, summary, on_event_factory, **kwargs) -> bool:
     return result.success
 
 
+def _demo_selection(instance, defs, force: bool) -> tuple[set[str], set[str]]:
+    """(the `demo` job's assets to run, the trained models skipped as already materialized)."""
+    from dagster import AssetKey, AssetSelection
+
+    from orchestration.jobs import DEMO_GROUPS
+
+    graph = defs.resolve_asset_graph()
+    keys = {k.to_user_string() for k in AssetSelection.groups(*DEMO_GROUPS).resolve(graph)}
+    done = set()
+    if not force:
+        done = {
+            key
+            for key in DEMO_TRAINING
+            if key in keys and instance.get_latest_materialization_event(AssetKey(key))
+        }
+    for key in sorted(done):
+        print(f"{key}: already trained (--force to retrain)")
+    return keys - done, done
+
+
+def _latest_uri(instance, key: str) -> str | None:
+    from dagster import AssetKey
+
+    event = instance.get_latest_materialization_event(AssetKey(key))
+    value = event.asset_materialization.metadata.get("uri") if event else None
+    return getattr(value, "value", None)
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     prepare_dagster_home()
-    from dagster import DagsterInstance
+    from dagster import AssetKey, DagsterInstance
 
     from datagen.worlds.catalog import demo_specs
     from orchestration.definitions import defs
@@ -139,7 +182,24 @@ def cmd_demo(args: argparse.Namespace) -> int:
             partition_key=world_id,
             run_config=clips_config,
         )
-    _run(instance, defs.resolve_job_def("demo"), summary, progress_printer)
+    # real-video ingestion of a video rendered from a demo world (orchestration/cli_ingest.py)
+    demo_ingest(
+        instance,
+        defs,
+        lambda job, **kw: _run(instance, job, summary, progress_printer, **kw),
+        args.force,
+    )
+    selection, trained = _demo_selection(instance, defs, args.force)
+    summary["materialized"].update({key: _latest_uri(instance, key) for key in sorted(trained)})
+    ops = {key: {"config": DEMO_TRAINING[key]} for key in selection if key in DEMO_TRAINING}
+    _run(
+        instance,
+        defs.resolve_job_def("demo"),
+        summary,
+        progress_printer,
+        asset_selection=[AssetKey(key) for key in sorted(selection)],
+        run_config={"ops": ops, "resources": {"launcher": DEMO_LAUNCHER}},
+    )
     print()
     if summary["failed_runs"]:
         print(f"demo FAILED in: {', '.join(summary['failed']) or 'run setup'}", file=sys.stderr)
@@ -205,6 +265,7 @@ def build_parser() -> argparse.ArgumentParser:
     ui.add_argument("--host", default="127.0.0.1")
     ui.add_argument("--port", type=int, default=3000)
     ui.set_defaults(func=cmd_ui)
+    add_ingest_commands(sub)
     return parser
 
 

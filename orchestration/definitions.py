@@ -2,12 +2,14 @@
 
 import dagster as dg
 
-from assets import platform, synthetic
+from assets import ingest, platform, synthetic, training_assets
 from orchestration.jobs import JOBS
-from orchestration.resources import artifact_store
+from orchestration.resources import artifact_store, training_launcher
+from orchestration.sensors import SENSORS
 
 defs = dg.Definitions(
-    assets=dg.load_assets_from_modules([platform, synthetic]),
+    assets=dg.load_assets_from_modules([platform, synthetic, training_assets, ingest]),
     jobs=JOBS,
-    resources={"store": artifact_store},
+    sensors=SENSORS,
+    resources={"store": artifact_store, "launcher": training_launcher},
 )

@@ -2,7 +2,7 @@
 
 import dagster as dg
 
-DEMO_GROUPS = ("platform",)
+DEMO_GROUPS = ("platform", "training")  # unpartitioned groups only (not "data")
 
 synthetic_data_job = dg.define_asset_job(
     name="synthetic_data",
@@ -21,4 +21,19 @@ demo_job = dg.define_asset_job(
     tags={"wonderforge/kind": "demo"},
 )
 
-JOBS = [synthetic_data_job, demo_job]
+ingest_video_job = dg.define_asset_job(
+    name="ingest_video",
+    selection=dg.AssetSelection.assets(
+        "raw_videos",
+        "video_clips",
+        "camera_poses",
+        "depth_maps",
+        "point_cloud_renders",
+        "real_shards",
+    ),
+    description="One `videos` partition: open the item, filter frames and plan clips, SfM poses, "
+    "MVS depth, point-cloud anchors, shards (quality gates recorded per clip).",
+    tags={"wonderforge/kind": "data"},
+)
+
+JOBS = [synthetic_data_job, demo_job, ingest_video_job]

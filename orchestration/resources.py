@@ -9,6 +9,8 @@ from __future__ import annotations
 import dagster as dg
 
 from datagen.store import ArtifactStore, store_from_env, store_from_uri
+from orchestration.home import project_home
+from training.launch import TrainingLauncher
 
 
 @dg.resource(
@@ -28,3 +30,51 @@ from datagen.store import ArtifactStore, store_from_env, store_from_uri
 def artifact_store(context: dg.InitResourceContext) -> ArtifactStore:
     uri = context.resource_config.get("uri")
     return store_from_uri(uri) if uri else store_from_env()
+
+
+@dg.resource(
+    config_schema={
+        "mode": dg.Field(str, default_value="local", description="where training runs: local"),
+        "gpus": dg.Field(
+            int,
+            default_value=1,
+            description="GPUs per run: 0 hides CUDA; >1 launches torchrun with min(gpus, visible)",
+        ),
+        "cuda_visible_devices": dg.Field(
+            dg.Noneable(str), default_value=None, description="CUDA_VISIBLE_DEVICES of the runs"
+        ),
+        "cpu_threads": dg.Field(
+            dg.Noneable(int),
+            default_value=None,
+            description="OMP/MKL threads per run (default: torch's, one per core)",
+        ),
+        "runs_dir": dg.Field(
+            dg.Noneable(str),
+            default_value=None,
+            description="per-run folders (logs); default $WONDERFORGE_HOME/runs",
+        ),
+        "report_every_s": dg.Field(
+            float, default_value=30.0, description="seconds between Pipes progress reports"
+        ),
+        "termination_timeout_s": dg.Field(
+            float, default_value=60.0, description="grace period after SIGINT on cancellation"
+        ),
+    },
+    required_resource_keys={"store"},
+    description=(
+        "Launches `python -m training.cli fit` out of process through Dagster Pipes, publishing "
+        "to the run's artifact store (see docs/orchestration.md)."
+    ),
+)
+def training_launcher(context: dg.InitResourceContext) -> TrainingLauncher:
+    config = context.resource_config
+    return TrainingLauncher(
+        runs_dir=config["runs_dir"] or project_home() / "runs",
+        mode=config["mode"],
+        gpus=config["gpus"],
+        cuda_visible_devices=config["cuda_visible_devices"],
+        cpu_threads=config["cpu_threads"],
+        store_uri=context.resources.store.uri(""),
+        report_every_s=config["report_every_s"],
+        termination_timeout_s=config["termination_timeout_s"],
+    )

@@ -28,13 +28,30 @@ class PublishCheckpoint(L.Callback):
     """At the end of fit, rank 0 exports the model (`export_pretrained(dir)`: safetensors +
     config.json) and publishes it with metrics, the resolved run config and the environment.
 
-    store: store URI (default: the configured store); prefix: folder in the store.
+    store: store URI (default: the configured store); prefix: folder in the store;
+    inputs: URIs the run trained on (shard manifests, parent checkpoints), recorded as lineage;
+    None records the datamodule's `train_sets` when it has them. After publishing, `index` and
+    `uri` (the folder's store URI) are set on rank 0.
     """
 
-    def __init__(self, prefix: str, store: str | None = None, model_name: str = ""):
+    def __init__(
+        self,
+        prefix: str,
+        store: str | None = None,
+        model_name: str = "",
+        inputs: list[str] | None = None,
+    ):
         super().__init__()
         self.prefix, self.store_uri, self.model_name = prefix.strip("/"), store, model_name
+        self.inputs = list(inputs) if inputs is not None else None
         self.index: dict | None = None
+        self.uri: str | None = None
+
+    def lineage(self, trainer: L.Trainer) -> list[str]:
+        """The `inputs` given, else the datamodule's train_sets (else none)."""
+        if self.inputs is not None:
+            return self.inputs
+        return [str(s) for s in getattr(trainer.datamodule, "train_sets", None) or []]
 
     def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         log_dir = trainer.log_dir  # a collective under DDP: every rank must read it
@@ -58,7 +75,9 @@ class PublishCheckpoint(L.Callback):
                     "model": self.model_name or type(pl_module).__name__,
                     "global_step": trainer.global_step,
                     "metrics": scalar_metrics(trainer),
+                    "inputs": self.lineage(trainer),
                     "environment": environment_report(),
                     **extra,
                 },
             )
+            self.uri = store.uri(self.prefix)

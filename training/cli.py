@@ -2,32 +2,34 @@
 
 Lightning's CLI reads one YAML per model and size; any field can be overridden on the command
 line (`--trainer.max_steps 100`, `--data.init_args.batch_size 8`). The resolved config is saved
-beside the logs and published with the checkpoint.
+beside the logs and published with the checkpoint. Every `fit` also gets a `PipesReporter`
+(training/pipes.py), which reports to Dagster when Dagster launched the run and does nothing
+otherwise.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import lightning as L
 from lightning.pytorch.cli import LightningCLI
 
-CONFIG_ROOT = Path(__file__).resolve().parent / "configs"
-SIZES = ("tiny", "small", "paper")
+from training.config_files import CONFIG_ROOT, SIZES, config_path
+from training.pipes import PipesReporter
+
+__all__ = ["CONFIG_ROOT", "SIZES", "WonderforgeCLI", "config_path", "main", "run"]
 
 
-def config_path(model: str, size: str) -> Path:
-    """The YAML of `model` at `size`; a clear error when there is none."""
-    path = CONFIG_ROOT / model / f"{size}.yaml"
-    if not path.is_file():
-        known = sorted(p.name for p in CONFIG_ROOT.iterdir() if p.is_dir())
-        raise FileNotFoundError(f"no config {path} (models: {known}; sizes: {list(SIZES)})")
-    return path
+class WonderforgeCLI(LightningCLI):
+    """LightningCLI that appends a `PipesReporter` to the trainer's callbacks before `fit`
+    (after the config's own callbacks, so it reports what PublishCheckpoint published)."""
+
+    def before_fit(self) -> None:
+        if not any(isinstance(c, PipesReporter) for c in self.trainer.callbacks):
+            self.trainer.callbacks.append(PipesReporter())
 
 
 def run(args: list[str] | None = None, run: bool = True) -> LightningCLI:
     """Build (and by default run) the CLI; tests pass `args`."""
-    return LightningCLI(
+    return WonderforgeCLI(
         L.LightningModule,
         L.LightningDataModule,
         subclass_mode_model=True,

@@ -2,7 +2,7 @@
 
 ``render_clip`` renders the frames a recipe keeps from a sampled path, builds the global point
 cloud from the reference (seen) frames and renders it at every target (unseen) pose with
-``models.render.render_points``. ``make_clip`` does the whole demo recipe for one world: sample a
+``datagen.anchors`` (``models.render.render_points``). ``make_clip`` does the whole demo recipe for one world: sample a
 trajectory, render, package as a validated ``Clip``.
 """
 
@@ -11,62 +11,15 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from datagen.anchors import global_point_cloud, render_anchors
 from datagen.clips import Clip, Provenance
 from datagen.trajectories.recipes import Recipe, make_recipe
 from datagen.worlds.ops import torch_threads
 from datagen.worlds.render import render
 from datagen.worlds.world import World
-from models.geometry import K_from_fov, unproject
-from models.render import render_points
+from models.geometry import K_from_fov
 
 LICENSE = "procedural (CC0)"
-
-
-def point_cloud(rgb: np.ndarray, depth: np.ndarray, K: np.ndarray, c2w: np.ndarray):
-    """World points ``[N, 3]`` and colours ``[N, 3]`` in [0, 1] of all valid pixels of frames
-    ``rgb`` ``[F, H, W, 3]`` uint8, ``depth`` ``[F, H, W]``, ``K`` ``[F, 3, 3]``, ``c2w``
-    ``[F, 4, 4]`` (torch float32 tensors)."""
-    d = torch.from_numpy(np.asarray(depth, np.float32))
-    pts = unproject(
-        d, torch.as_tensor(K, dtype=torch.float64), torch.as_tensor(c2w, dtype=torch.float64)
-    )
-    valid = d > 0
-    colors = torch.from_numpy(np.asarray(rgb)).float() / 255.0
-    return pts[valid].float(), colors[valid]
-
-
-def render_point_clouds(
-    points: torch.Tensor,
-    colors: torch.Tensor,
-    K: np.ndarray,
-    c2w: np.ndarray,
-    H: int,
-    W: int,
-    radius_px: float = 1.0,
-    device: str | torch.device = "cpu",
-    budget: int = 40_000_000,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Point-cloud renders at poses ``c2w`` ``[T, 4, 4]`` -> ``rgb`` uint8 ``[T, H, W, 3]`` and
-    ``mask`` bool ``[T, H, W]``, batched so one batch splats at most ``budget`` samples."""
-    T = len(c2w)
-    out_rgb = np.zeros((T, H, W, 3), np.uint8)
-    out_mask = np.zeros((T, H, W), bool)
-    if T == 0 or points.shape[0] == 0:
-        return out_rgb, out_mask
-    pts, cols = points.to(device), colors.to(device)
-    per_pose = points.shape[0] * (2 * int(np.ceil(radius_px)) + 1) ** 2
-    chunk = max(1, budget // per_pose)
-    Kt = torch.as_tensor(np.asarray(K), dtype=torch.float32, device=device)
-    Ct = torch.as_tensor(np.asarray(c2w), dtype=torch.float32, device=device)
-    for s in range(0, T, chunk):
-        rgb, mask, _ = render_points(
-            pts, cols, Kt[s : s + chunk], Ct[s : s + chunk], H, W, radius_px
-        )
-        out_rgb[s : s + chunk] = (
-            (rgb.permute(0, 2, 3, 1) * 255 + 0.5).clamp(0, 255).byte().cpu().numpy()
-        )
-        out_mask[s : s + chunk] = mask.cpu().numpy()
-    return out_rgb, out_mask
 
 
 def render_clip(
@@ -110,13 +63,14 @@ def render_clip(
     depth = np.stack([v["depth"] for v in views])
     normals = np.stack([v["normals"] for v in views])
     ref, tgt = recipe.ref_idx, recipe.target_idx
-    pts, cols = point_cloud(rgb[ref], depth[ref], Ks[ref], c2w[ref])
     max_points = 8 * H * W if max_points is None else max_points
-    if pts.shape[0] > max_points:
-        keep = torch.linspace(0, pts.shape[0] - 1, max_points).round().long()
-        pts, cols = pts[keep], cols[keep]
+    # exact depth: every valid pixel of the references, no voxel merging (datagen.anchors, the
+    # same calls real-video ingestion makes)
+    pts, cols = global_point_cloud(
+        rgb[ref], depth[ref], Ks[ref], c2w[ref], voxel_size=0, max_points=max_points
+    )
     with torch_threads(1 if torch.device(pcr_device).type == "cpu" else None):
-        pcr_rgb, pcr_mask = render_point_clouds(
+        pcr_rgb, pcr_mask = render_anchors(
             pts, cols, Ks[tgt], c2w[tgt], H, W, radius_px, pcr_device
         )
     captions = world.captions()

@@ -67,8 +67,12 @@ def test_demo_job_writes_platform_report(home, capsys):
         assert event.asset_materialization.metadata["python"].value == report["python"]
     finally:
         instance.dispose()
+    for model in ("image_vae", "video_vae", "camera_video_model"):
+        latest = json.loads((home / "store" / "checkpoints" / model / "latest.json").read_text())
+        assert f"{model:<48} {latest['uri']}" in out
     assert cli_main(["demo"]) == 0
-    assert "already materialized" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "already materialized" in out and "video_vae: already trained" in out
 
 
 def test_cli_info_json(home):
