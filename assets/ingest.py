@@ -14,8 +14,9 @@ from pathlib import Path
 import dagster as dg
 import numpy as np
 
-from assets.checks import shard_integrity_result, shard_integrity_spec
+from assets.checks import shard_integrity_spec
 from assets.partitions import VIDEOS
+from assets.shard_sets import ShardSetConfig, publish_clip_objects
 from datagen.ingest.assemble import AnchorParams
 from datagen.ingest.depth import MvsParams
 from datagen.ingest.errors import IngestError
@@ -43,8 +44,8 @@ from datagen.ingest.staging import (
     update_quality,
     video_prefix,
 )
-from datagen.previews import contact_sheet, depth_to_rgb, png_markdown
-from datagen.shards import EncodeOptions, read_clip_object, write_clip_object, write_shard_set
+from datagen.previews import clip_contact_sheet, contact_sheet, depth_to_rgb, png_markdown
+from datagen.shards import write_clip_object
 from datagen.store import ArtifactStore
 
 POSE_QUALITY = "pose_quality"
@@ -101,12 +102,6 @@ class AnchorsConfig(dg.Config):
     max_points: int = AnchorParams.max_points
     radius_px: float = AnchorParams.radius_px
     device: str = "cpu"
-
-
-class RealShardsConfig(dg.Config):
-    rgb_format: str = "png"
-    jpeg_quality: int = 95
-    target_shard_mb: int = 256
 
 
 def _fail(error: Exception) -> dg.Failure:
@@ -446,7 +441,7 @@ def point_cloud_renders(
         total += write_clip_object(store, f"{CLIPS_PREFIX}/{video_id}/{key}.tar", out.clip)
         rows.append(_row(key, video_id, "accepted", "accepted", out.quality))
         if sheet is None:
-            sheet = _clip_sheet(out.clip)
+            sheet = clip_contact_sheet(out.clip)
     records = update_quality(store, video_id, rows)
     meta = {
         "uri": dg.MetadataValue.url(store.uri(f"{CLIPS_PREFIX}/{video_id}")),
@@ -461,14 +456,6 @@ def point_cloud_renders(
     return dg.MaterializeResult(metadata=meta)
 
 
-def _clip_sheet(clip) -> np.ndarray:
-    """Rows: reference + target frames, their depth, the anchors at the first targets."""
-    picks = sorted(set(np.linspace(0, clip.num_frames - 1, 4).round().astype(int).tolist()))
-    rows = [[clip.rgb[i] for i in picks], [depth_to_rgb(clip.depth[i]) for i in picks]]
-    rows.append([clip.pcr_rgb[j] for j in range(min(4, len(clip.target_idx)))])
-    return contact_sheet(rows, tile_height=72)
-
-
 @dg.asset(
     partitions_def=VIDEOS,
     deps=[point_cloud_renders],
@@ -481,7 +468,7 @@ def _clip_sheet(clip) -> np.ndarray:
 )
 def real_shards(
     context: dg.AssetExecutionContext,
-    config: RealShardsConfig,
+    config: ShardSetConfig,
     store: dg.ResourceParam[ArtifactStore],
 ):
     video_id = context.partition_key
@@ -493,28 +480,15 @@ def real_shards(
             description=f"{video_id}: no accepted clips to shard ({why or 'none planned'}); "
             f"see {store.uri(f'{video_prefix(video_id)}/quality.json')}"
         )
-    prefix = f"{SHARDS_PREFIX}/{video_id}"
-    manifest = write_shard_set(
+    yield from publish_clip_objects(
         store,
-        prefix,
-        (read_clip_object(store, key) for key in sorted(keys)),
-        dataset="real",
-        partition=video_id,
-        options=EncodeOptions(rgb_format=config.rgb_format, jpeg_quality=config.jpeg_quality),
-        target_shard_bytes=config.target_shard_mb * 2**20,
-        progress=False,
+        keys,
+        f"{SHARDS_PREFIX}/{video_id}",
+        "real",
+        video_id,
+        config,
+        {"quality": _table_md(store, video_id)},
     )
-    yield dg.MaterializeResult(
-        metadata={
-            "uri": dg.MetadataValue.url(store.uri(f"{prefix}/manifest.json")),
-            "samples": manifest.num_samples,
-            "shards": len(manifest.shardlist),
-            "bytes": manifest.num_bytes,
-            "write_id": manifest.write_id,
-            "quality": _table_md(store, video_id),
-        }
-    )
-    yield shard_integrity_result(store, [prefix])
 
 
 INGEST_ASSETS = (

@@ -4,16 +4,13 @@ import tempfile
 from pathlib import Path
 
 import dagster as dg
-import numpy as np
 
-from assets.checks import shard_integrity_result, shard_integrity_spec
+from assets.checks import shard_integrity_spec
 from assets.partitions import WORLDS
-from datagen.previews import contact_sheet, depth_to_rgb, png_markdown
+from assets.shard_sets import ShardSetConfig, publish_clip_objects
+from datagen.previews import clip_contact_sheet, png_markdown
 from datagen.shards import (
-    EncodeOptions,
-    read_clip_object,
     write_clip_object,
-    write_shard_set,
 )
 from datagen.shards.codecs import encode_png
 from datagen.store import ArtifactStore
@@ -38,12 +35,6 @@ class SyntheticClipsConfig(dg.Config):
     fov_deg: float = 60.0
     supersample: int = 1
     seed: int = 0
-
-
-class SyntheticShardsConfig(dg.Config):
-    rgb_format: str = "png"
-    jpeg_quality: int = 95
-    target_shard_mb: int = 256
 
 
 def _clip_keys(store: ArtifactStore, world_id: str) -> list[str]:
@@ -78,14 +69,6 @@ def synthetic_worlds(
             "preview": dg.MetadataValue.md(png_markdown(preview, world_id)),
         }
     )
-
-
-def _clip_preview(clip) -> np.ndarray:
-    picks = sorted(set(np.linspace(0, clip.num_frames - 1, 4).round().astype(int).tolist()))
-    rows = [[clip.rgb[i] for i in picks], [depth_to_rgb(clip.depth[i]) for i in picks]]
-    if clip.pcr_rgb is not None:
-        rows.append([clip.pcr_rgb[j] for j in range(min(4, len(clip.target_idx)))])
-    return contact_sheet(rows, tile_height=72)
 
 
 @dg.asset(
@@ -136,7 +119,7 @@ def synthetic_clips(
         total_bytes += write_clip_object(store, f"{base}.tar", clip)
         export_realestate10k_to_store(store, f"{base}.txt", clip)
         frames += clip.num_frames
-        preview = preview if preview is not None else _clip_preview(clip)
+        preview = preview if preview is not None else clip_contact_sheet(clip)
         context.log.info(f"rendered {clip.key}: {clip.num_frames} frames")
     return dg.MaterializeResult(
         metadata={
@@ -175,32 +158,13 @@ def export_realestate10k_to_store(store: ArtifactStore, key: str, clip) -> None:
 )
 def synthetic_shards(
     context: dg.AssetExecutionContext,
-    config: SyntheticShardsConfig,
+    config: ShardSetConfig,
     store: dg.ResourceParam[ArtifactStore],
 ):
     world_id = context.partition_key
-    keys = sorted(_clip_keys(store, world_id))
+    keys = _clip_keys(store, world_id)
     if not keys:
         raise ValueError(f"no clips under {store.uri(f'{CLIPS_PREFIX}/{world_id}')}")
-    prefix = f"{SHARDS_PREFIX}/{world_id}"
-    manifest = write_shard_set(
-        store,
-        prefix,
-        (read_clip_object(store, key) for key in keys),
-        dataset="synthetic",
-        partition=world_id,
-        options=EncodeOptions(rgb_format=config.rgb_format, jpeg_quality=config.jpeg_quality),
-        target_shard_bytes=config.target_shard_mb * 2**20,
-        progress=False,
+    yield from publish_clip_objects(
+        store, keys, f"{SHARDS_PREFIX}/{world_id}", "synthetic", world_id, config
     )
-    yield dg.MaterializeResult(
-        metadata={
-            "manifest_uri": dg.MetadataValue.url(store.uri(f"{prefix}/manifest.json")),
-            "uri": dg.MetadataValue.url(store.uri(f"{prefix}/manifest.json")),
-            "samples": manifest.num_samples,
-            "shards": len(manifest.shardlist),
-            "bytes": manifest.num_bytes,
-            "write_id": manifest.write_id,
-        }
-    )
-    yield shard_integrity_result(store, [prefix])

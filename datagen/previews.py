@@ -50,3 +50,12 @@ def png_markdown(image: np.ndarray, alt: str = "preview") -> str:
     """Markdown showing `image` inline (PNG data URI), for Dagster metadata."""
     data = base64.b64encode(encode_png(image, compress_level=6)).decode()
     return f"![{alt}](data:image/png;base64,{data})"
+
+
+def clip_contact_sheet(clip, tile_height: int = 72) -> np.ndarray:
+    """Rows: 4 frames spread over the clip, their depth, and the anchors of the first targets."""
+    picks = sorted(set(np.linspace(0, clip.num_frames - 1, 4).round().astype(int).tolist()))
+    rows = [[clip.rgb[i] for i in picks], [depth_to_rgb(clip.depth[i]) for i in picks]]
+    if clip.pcr_rgb is not None:
+        rows.append([clip.pcr_rgb[j] for j in range(min(4, len(clip.target_idx)))])
+    return contact_sheet(rows, tile_height=tile_height)
