@@ -34,7 +34,14 @@ then ``--iters`` timed frames per (variant, steps). Latency median / p90 / mean;
 median latency. Components from CUDA events recorded between the parts of each timed frame.
 Peak memory = ``max_memory_allocated`` over the (variant, steps) run, resident weights included.
 
-Compile: the generator's forward has one graph break (``bool(masked.any())`` in
+    bf16_compile_causal        bf16_compile with causal conditions (``condition_attention=
+                               "causal"``, see ``models/frame/causal.py``): reference keys/values
+                               cached per scene, the anchor's computed once per frame (timed as
+                               part of the generator), each step runs the target tokens only
+    bf16_compile_causal_small_codec  the above + the small VAE (same random-weight caveat) for
+                               both the anchor encode and the decode
+
+Compile: the full-layout generator's forward has one graph break (``bool(masked.any())`` in
 ``FrameDiT._context``, a host sync per call), so it compiles to two graphs (two CUDA graphs with
 ``--compile-mode reduce-overhead``). On CPU the default ``--compile-backend`` is ``eager`` (dynamo
 tracing only: inductor's C++ build takes minutes on 2 cores). Checks (JSON): max |Δ| of the eager
@@ -71,6 +78,7 @@ from models.autoencoders import decode, encode  # noqa: E402
 from models.autoencoders.image_vae import build_image_vae, image_vae_config  # noqa: E402
 from models.frame import (  # noqa: E402
     PIXART_CONFIGS,
+    ConditionCache,
     DiffusionSchedule,
     FewStepSampler,
     FrameCondition,
@@ -81,7 +89,14 @@ from models.frame import (  # noqa: E402
 )
 from models.geometry import K_from_fov  # noqa: E402
 
-VARIANTS = ("baseline", "bf16", "bf16_compile", "bf16_compile_tiny_decoder")
+VARIANTS = (
+    "baseline",
+    "bf16",
+    "bf16_compile",
+    "bf16_compile_tiny_decoder",
+    "bf16_compile_causal",
+    "bf16_compile_causal_small_codec",
+)
 DESCRIPTIONS = {
     "baseline": "fp32 eager, no caching (reference tokens re-embedded at every generator call), "
     "full VAE encode + decode in fp32",
@@ -91,6 +106,11 @@ DESCRIPTIONS = {
     "bf16_compile_tiny_decoder": "bf16_compile + a small decoder (random weights, speed only: "
     "image quality NOT measured) instead of the full SDXL-size decoder; anchor encode still "
     "uses the full encoder",
+    "bf16_compile_causal": "bf16_compile with causal conditions (condition_attention='causal'): "
+    "the reference's keys/values cached per scene, the anchor's computed once per frame, each "
+    "step runs the 1024 target tokens only; full VAE",
+    "bf16_compile_causal_small_codec": "bf16_compile_causal + a small encoder for the anchor and "
+    "a small decoder (random weights, speed only: image quality NOT measured)",
 }
 STEPS = {2: (999, 200), 1: (999,)}
 REFERENCE_FPS = {"worldfm_a100_2step": 10.0, "worldfm_rtx4090_1step": 7.0}
@@ -103,6 +123,8 @@ class Spec:
     cache: bool
     compile: bool
     tiny_decoder: bool
+    causal: bool = False
+    small_encoder: bool = False
 
 
 SPECS = {
@@ -110,6 +132,10 @@ SPECS = {
     "bf16": Spec(torch.bfloat16, True, False, False),
     "bf16_compile": Spec(torch.bfloat16, True, True, False),
     "bf16_compile_tiny_decoder": Spec(torch.bfloat16, True, True, True),
+    "bf16_compile_causal": Spec(torch.bfloat16, True, True, False, causal=True),
+    "bf16_compile_causal_small_codec": Spec(
+        torch.bfloat16, True, True, True, causal=True, small_encoder=True
+    ),
 }
 
 
@@ -162,8 +188,12 @@ def _r(x: float, nd: int = 2) -> float:
 # ---- models ------------------------------------------------------------------------------------
 
 
-def generator_config(size: str) -> dict:
-    return frame_config_from_pixart(pixart_config(size), camera_encoding="prope")
+def generator_config(size: str, causal: bool = False) -> dict:
+    return frame_config_from_pixart(
+        pixart_config(size),
+        camera_encoding="prope",
+        condition_attention="causal" if causal else "full",
+    )
 
 
 def tiny_decoder_overrides(channels: tuple[int, ...]) -> dict:
@@ -187,12 +217,15 @@ class Models:
     dtype: torch.dtype
     cache: bool
     scene: dict = field(default_factory=dict)
+    anchor_kv: object = None  # causal conditions: (compiled) FrameDiT.anchor_kv
 
 
-def build_generator(size: str, device: torch.device, dtype: torch.dtype, seed: int) -> FrameDiT:
+def build_generator(
+    size: str, device: torch.device, dtype: torch.dtype, seed: int, causal: bool = False
+) -> FrameDiT:
     torch.manual_seed(seed)
     with torch.device(device):
-        gen = FrameDiT(**generator_config(size))
+        gen = FrameDiT(**generator_config(size, causal))
     return gen.to(dtype).eval().requires_grad_(False)
 
 
@@ -218,6 +251,8 @@ def set_scene(m: Models, ref_rgb: Tensor, K: Tensor, c2w: Tensor, seed: int) -> 
             "reference_tokens": gen.embed_reference(cond),
             "noise": torch.randn(ref.shape, generator=g).to(ref.device, m.dtype),
         }
+        if gen.config.condition_attention == "causal":
+            m.scene["reference_kv"] = gen.reference_kv(cond, m.scene["reference_tokens"])
 
 
 @torch.no_grad()
@@ -234,6 +269,9 @@ def run_frame(
         anchor, s["reference"], K[None], c2w[None], s["reference_K"], s["reference_c2w"]
     )
     kw = {"reference_tokens": s["reference_tokens"]} if m.cache else {}
+    if "reference_kv" in s:  # causal conditions: the anchor's keys/values once per frame
+        kw = {"cache": ConditionCache(s["reference_kv"], m.anchor_kv(cond, s["reference_kv"]))}
+        marks.mark("anchor_kv")
     x, x0 = s["noise"], None
     for k in range(sampler.num_steps):
         x0, x = sampler.step(m.generator, x, k, cond, **kw)
@@ -323,6 +361,7 @@ def measure(
         lat.append((time.perf_counter() - t0) * 1000.0)
         d = marks.durations()
         gen = sum(v for k, v in d.items() if k.startswith("step"))
+        gen += d.get("anchor_kv", 0.0)
         comps.append({"anchor_encode": d["anchor_encode"], "generator": gen, "decode": d["decode"]})
     lat_stats = stats(lat)
     comp_ms = {k: _r(np.median([c[k] for c in comps])) for k in comps[0]}
@@ -348,7 +387,8 @@ def measure(
 @torch.no_grad()
 def check_against_eager(m: Models, schedule: DiffusionSchedule, anchor_rgb, K, c2w) -> float:
     """Max |Δ| between the compiled variant's frame and the same models run eagerly."""
-    eager = Models(unwrap(m.generator), m.vae, m.decoder, m.dtype, m.cache, m.scene)
+    gen = unwrap(m.generator)
+    eager = Models(gen, m.vae, m.decoder, m.dtype, m.cache, m.scene, gen.anchor_kv)
     sampler = FewStepSampler(schedule, STEPS[2])
     got = run_frame(m, sampler, anchor_rgb, K, c2w, NoMarks())
     saved = (m.vae.encoder, m.decoder.decoder)
@@ -539,15 +579,18 @@ def main() -> None:
         spec = SPECS[name]
         entry: dict = {"description": DESCRIPTIONS[name], "dtype": str(spec.dtype).split(".")[-1]}
         result["variants"][name] = entry
+        key = (spec.dtype, spec.causal)
         for other in list(built):
-            if other != spec.dtype:  # free the other precision's weights before measuring
+            if other != key:  # free the other generator's weights before measuring
                 del built[other]
+                compiled.pop(("generator", other), None)
+                compiled.pop(("anchor_kv", other), None)
                 if device.type == "cuda":
                     torch.cuda.empty_cache()
-        if spec.dtype not in built:
-            gen = build_generator(args.size, device, spec.dtype, args.seed)
+        if key not in built:
+            gen = build_generator(args.size, device, spec.dtype, args.seed, spec.causal)
             vae = build_vae(args.size, device, spec.dtype, args.seed)
-            built[spec.dtype] = (gen, vae)
+            built[key] = (gen, vae)
             result["generator"]["params_M"] = _r(n_params(gen) / 1e6, 1)
             result["vae"]["encoder_params_M"] = _r(
                 (n_params(vae.encoder) + n_params(vae.quant_conv)) / 1e6, 1
@@ -555,7 +598,7 @@ def main() -> None:
             result["vae"]["decoder_params_M"] = _r(
                 (n_params(vae.decoder) + n_params(vae.post_quant_conv)) / 1e6, 1
             )
-        gen, vae = built[spec.dtype]
+        gen, vae = built[key]
         decoder = vae
         if spec.tiny_decoder:
             if tiny_vae is None:
@@ -565,19 +608,33 @@ def main() -> None:
                 result["tiny_decoder"]["decoder_params_M"] = _r(
                     (n_params(tiny_vae.decoder) + n_params(tiny_vae.post_quant_conv)) / 1e6, 3
                 )
+                result["tiny_decoder"]["encoder_params_M"] = _r(
+                    (n_params(tiny_vae.encoder) + n_params(tiny_vae.quant_conv)) / 1e6, 3
+                )
             decoder = tiny_vae
-        model = gen
+        encoder_vae = tiny_vae if spec.small_encoder else vae
+        model, anchor_kv = gen, gen.anchor_kv
         if spec.compile:
             entry["compile"] = {"backend": backend, "mode": args.compile_mode if backend == "inductor" else None,
                                 "vae": args.compile_vae}  # fmt: skip
-            if "generator" not in compiled:
+            if ("generator", key) not in compiled:
                 try:
-                    compiled["generator"] = compile_module(gen, args.compile_mode, backend)
+                    compiled[("generator", key)] = compile_module(gen, args.compile_mode, backend)
+                    if spec.causal:
+                        compiled[("anchor_kv", key)] = torch.compile(
+                            gen.anchor_kv,
+                            **(
+                                {"mode": args.compile_mode}
+                                if backend == "inductor"
+                                else {"backend": backend}
+                            ),
+                        )
                 except Exception as e:  # reported; the variant is skipped
-                    compiled["generator"] = e
-            model = compiled["generator"]
+                    compiled[("generator", key)] = e
+            model = compiled[("generator", key)]
+            anchor_kv = compiled.get(("anchor_kv", key), gen.anchor_kv)
             if args.compile_vae:
-                for part, sub in ((vae, "encoder"), (decoder, "decoder")):
+                for part, sub in ((encoder_vae, "encoder"), (decoder, "decoder")):
                     mod = getattr(part, sub)
                     if unwrap(mod) is mod:
                         setattr(part, sub, compile_module(mod, args.compile_mode, backend))
@@ -585,7 +642,7 @@ def main() -> None:
                 entry["error"] = f"{type(model).__name__}: {model}"[:2000]
                 print(name, "compile failed:", entry["error"].splitlines()[0], flush=True)
                 continue
-        m = Models(model, vae, decoder, spec.dtype, spec.cache)
+        m = Models(model, encoder_vae, decoder, spec.dtype, spec.cache, anchor_kv=anchor_kv)
         entry["steps"] = {}
         with sdpa_context(args.sdpa, device, spec.dtype):
             set_scene(m, ref_rgb, K, ref_c2w, args.seed)
@@ -601,7 +658,7 @@ def main() -> None:
                 except Exception as e:  # reported; the variant is skipped
                     entry["error"] = f"{type(e).__name__}: {e}"[:2000]
                     print(name, "compile failed:", entry["error"].splitlines()[0], flush=True)
-                    compiled["generator"] = e
+                    compiled[("generator", key)] = e
                     write_json(args.out, result)
                     continue
                 entry["compile_s"] = _r(time.perf_counter() - t0, 1)
@@ -623,7 +680,7 @@ def main() -> None:
                 entry["max_abs_diff_vs_eager"] = check_against_eager(
                     m, schedule, anchors[0], K, c2ws[0]
                 )
-            elif not spec.tiny_decoder:
+            elif not spec.tiny_decoder and not spec.causal:
                 entry["max_abs_diff_vs_FramePipeline_render"] = check_against_pipeline(
                     m, schedule, ref_rgb, anchors[0], K, ref_c2w, c2ws[0], args.seed
                 )

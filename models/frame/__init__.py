@@ -2,9 +2,11 @@
 width-concatenated frame DiT with PRoPE / Plücker / parametric camera encodings, the diffusion
 schedule, DMD distillation to a 2-step generator, and the inference pipeline."""
 
+from .causal import ConditionCache
 from .conditions import FrameCondition, cat_conditions
 from .dit import (
     CAMERA_ENCODINGS,
+    CONDITION_ATTENTION,
     FrameDiT,
     concat_width,
     frame_config_from_pixart,
@@ -48,10 +50,12 @@ TwoStepSampler = FewStepSampler  # default timesteps [999, 200]
 
 __all__ = [
     "CAMERA_ENCODINGS",
+    "CONDITION_ATTENTION",
     "PAPER_TIMESTEPS",
     "PIXART_CONFIGS",
     "PIXART_SIGMA_MAX_LENGTH",
     "TEXT_ENCODER_CONFIGS",
+    "ConditionCache",
     "DiffusionSchedule",
     "FewStepSampler",
     "FrameCondition",

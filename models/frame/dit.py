@@ -40,10 +40,12 @@ from torch.utils.checkpoint import checkpoint
 
 from models.geometry import plucker_rays
 
+from .causal import KV, ConditionCache, ViewGeometry, view_block
 from .conditions import FrameCondition
 from .prope import grid_rope, projection_matrices, prope_attention
 
 CAMERA_ENCODINGS = ("prope", "plucker", "parametric", "none")
+CONDITION_ATTENTION = ("full", "causal")
 VIEWS = ("target", "anchor", "reference")
 
 
@@ -138,12 +140,13 @@ class FrameBlock(nn.Module):
         self.ff = FeedForward(dim, dropout=dropout, activation_fn="gelu-approximate")
         self.scale_shift_table = nn.Parameter(torch.randn(6, dim) / dim**0.5)
 
+    def modulation(self, t_mod: Tensor) -> tuple[Tensor, ...]:
+        """adaLN-single ``t_mod [B, 6D]`` → shift/scale/gate of attention and MLP, ``[B, 1, D]``."""
+        return (self.scale_shift_table[None] + t_mod.reshape(t_mod.shape[0], 6, -1)).chunk(6, 1)
+
     def forward(self, x: Tensor, t_mod: Tensor, ctx: AttentionContext) -> Tensor:
         """``x [B, N, D]``, ``t_mod [B, 6D]`` (adaLN-single) → ``[B, N, D]``."""
-        B = x.shape[0]
-        shift_msa, scale_msa, gate_msa, shift_mlp, scale_mlp, gate_mlp = (
-            self.scale_shift_table[None] + t_mod.reshape(B, 6, -1)
-        ).chunk(6, dim=1)
+        shift_msa, scale_msa, gate_msa, shift_mlp, scale_mlp, gate_mlp = self.modulation(t_mod)
         h = self.norm1(x) * (1 + scale_msa) + shift_msa
         x = x + gate_msa * self.attn1(h, ctx)
         h = self.norm2(x) * (1 + scale_mlp) + shift_mlp
@@ -166,7 +169,10 @@ class FrameDiT(ModelMixin, ConfigMixin):
     sample_size: latent size of one view the positions are normalised to (PixArt's);
     vae_scale_factor: pixels per latent (the intrinsics are in pixels of the ``8h × 8w`` image);
     camera_encoding: prope | plucker | parametric | none; rope_base: PRoPE's RoPE frequency base;
-    prope_rotate_values: GTA-style RoPE on values/outputs (reference PRoPE) or on q/k only.
+    prope_rotate_values: GTA-style RoPE on values/outputs (reference PRoPE) or on q/k only;
+    condition_attention: ``full`` (the paper: one self-attention over all three views, every
+    token modulated by t) or ``causal`` (clean, block-causal conditions whose keys/values are
+    cached across steps and frames, see ``causal``).
     """
 
     _supports_gradient_checkpointing = True
@@ -188,10 +194,13 @@ class FrameDiT(ModelMixin, ConfigMixin):
         prope_rotate_values: bool = True,
         norm_eps: float = 1e-6,
         dropout: float = 0.0,
+        condition_attention: str = "full",
     ):
         super().__init__()
         if camera_encoding not in CAMERA_ENCODINGS:
             raise ValueError(f"camera_encoding must be one of {CAMERA_ENCODINGS}")
+        if condition_attention not in CONDITION_ATTENTION:
+            raise ValueError(f"condition_attention must be one of {CONDITION_ATTENTION}")
         dim = num_attention_heads * attention_head_dim
         self.inner_dim = dim
         self.out_channels = out_channels or in_channels
@@ -276,6 +285,106 @@ class FrameDiT(ModelMixin, ConfigMixin):
             )
         return ctx
 
+    # ---- causal conditions (cached keys/values) -------------------------------------------------
+
+    def _view_geometry(self, K: Tensor, c2w: Tensor, hp: int, wp: int) -> ViewGeometry:
+        """PRoPE inputs of one view's ``hp·wp`` tokens for cameras ``K [B, 3, 3]``, ``c2w [B, 4, 4]``."""
+        geo = ViewGeometry(rotate_values=self.config.prope_rotate_values)
+        if self.config.camera_encoding != "prope":
+            return geo
+        f = self.config.vae_scale_factor * self.config.patch_size
+        P, P_inv = projection_matrices(K.float()[:, None], c2w.float()[:, None], hp * f, wp * f)
+        n = hp * wp
+        geo.P, geo.P_inv = P.expand(-1, n, 4, 4), P_inv.expand(-1, n, 4, 4)
+        cols = torch.arange(wp, device=K.device).repeat(hp)
+        rows = torch.arange(hp, device=K.device).repeat_interleave(wp)
+        geo.rope = grid_rope(cols, rows, self.config.attention_head_dim, self.config.rope_base)
+        return geo
+
+    def _clean_modulation(self, B: int, device, dtype) -> Tensor:
+        """adaLN-single of ``t = 0`` ``[B, 6D]``: conditions are clean inputs."""
+        t0 = torch.zeros(B, device=device, dtype=torch.long)
+        return self.adaln_single(t0, None, batch_size=B, hidden_dtype=dtype)[0]
+
+    def _view_block(self, block, x, t_mod, geo, attended, mask=None) -> tuple[Tensor, KV]:
+        if self.gradient_checkpointing and torch.is_grad_enabled():
+            return checkpoint(view_block, block, x, t_mod, geo, attended, mask, use_reentrant=False)
+        return view_block(block, x, t_mod, geo, attended, mask)
+
+    def _clean_view_kv(
+        self, grid: Tensor, K: Tensor, c2w: Tensor, attended: list[KV] | None
+    ) -> list[KV]:
+        """Per-layer ``(k', v')`` of a condition view's token ``grid [B, D, hp, wp]`` (t = 0),
+        attending to itself and, per layer, to ``attended``."""
+        B, _, hp, wp = grid.shape
+        x = grid.flatten(2).transpose(1, 2)
+        t0 = self._clean_modulation(B, x.device, x.dtype)
+        geo = self._view_geometry(K, c2w, hp, wp)
+        kvs = []
+        for i, block in enumerate(self.transformer_blocks):
+            x, kv = self._view_block(block, x, t0, geo, [attended[i]] if attended else [])
+            kvs.append(kv)
+        return kvs
+
+    def reference_kv(
+        self, cond: FrameCondition, reference_tokens: Tensor | None = None
+    ) -> list[KV]:
+        """Causal layout: the reference's per-layer keys/values (once per scene)."""
+        self._require_causal()
+        tokens = self.embed_reference(cond) if reference_tokens is None else reference_tokens
+        return self._clean_view_kv(tokens, cond.reference_K, cond.reference_c2w, None)
+
+    def anchor_kv(self, cond: FrameCondition, reference_kv: list[KV]) -> list[KV]:
+        """Causal layout: the anchor's per-layer keys/values (once per frame); a masked anchor
+        is zeroed as in the full layout, and the target does not attend to it."""
+        self._require_causal()
+        B = cond.batch_size
+        masked = cond.masked()
+        anchor = torch.where(masked.view(B, 1, 1, 1), torch.zeros_like(cond.anchor), cond.anchor)
+        grid = self.embed_view(anchor, 1, cond.target_K, cond.target_c2w)
+        return self._clean_view_kv(grid, cond.target_K, cond.target_c2w, reference_kv)
+
+    def condition_cache(
+        self, cond: FrameCondition, reference_tokens: Tensor | None = None
+    ) -> ConditionCache:
+        """Both caches for ``cond`` (pass as ``forward(..., cache=)``)."""
+        reference = self.reference_kv(cond, reference_tokens)
+        return ConditionCache(reference, self.anchor_kv(cond, reference))
+
+    def _require_causal(self) -> None:
+        if self.config.condition_attention != "causal":
+            raise ValueError("condition caches need condition_attention='causal'")
+
+    def _forward_causal(
+        self, sample: Tensor, timestep: Tensor, cond: FrameCondition, cache: ConditionCache
+    ) -> Tensor:
+        B, C, h, w = sample.shape
+        p = self.config.patch_size
+        hp, wp = h // p, w // p
+        if cache.anchor is None:
+            cache = ConditionCache(cache.reference, self.anchor_kv(cond, cache.reference))
+        grid = self.embed_view(sample, 0, cond.target_K, cond.target_c2w)
+        x = grid.flatten(2).transpose(1, 2)  # [B, n, D]
+        t_mod, t_emb = self.adaln_single(timestep, None, batch_size=B, hidden_dtype=x.dtype)
+        geo = self._view_geometry(cond.target_K, cond.target_c2w, hp, wp)
+        mask = None
+        if cond.anchor_masked is not None:  # keys: [target | anchor | reference]
+            n = hp * wp
+            visible = torch.ones(B, 3 * n, dtype=torch.bool, device=x.device)
+            visible[:, n : 2 * n] = ~cond.masked()[:, None]
+            mask = visible[:, None, None, :]
+        for i, block in enumerate(self.transformer_blocks):
+            x, _ = self._view_block(
+                block, x, t_mod, geo, [cache.anchor[i], cache.reference[i]], mask
+            )
+        return self._final(x, t_emb, hp, wp, C)
+
+    def _final(self, x: Tensor, t_emb: Tensor, hp: int, wp: int, C: int) -> Tensor:
+        """Target tokens ``[B, hp·wp, D]`` → prediction ``[B, C, h, w]``."""
+        shift, scale = (self.scale_shift_table[None] + t_emb[:, None]).chunk(2, dim=1)
+        x = self.proj_out(self.norm_out(x) * (1 + scale) + shift)
+        return unpatchify(x, hp, wp, self.config.patch_size, self.out_channels)[:, :C]
+
     # ---- forward -----------------------------------------------------------------------------
 
     def forward(
@@ -284,9 +393,17 @@ class FrameDiT(ModelMixin, ConfigMixin):
         timestep: Tensor,
         cond: FrameCondition,
         reference_tokens: Tensor | None = None,
+        cache: ConditionCache | None = None,
     ) -> Tensor:
         """``sample`` = noisy target latent ``[B, C, h, w]``, ``timestep [B]`` → prediction
-        ``[B, C, h, w]`` (ε or v). ``reference_tokens``: cached ``embed_reference(cond)``."""
+        ``[B, C, h, w]`` (ε or v). ``reference_tokens``: cached ``embed_reference(cond)``;
+        ``cache``: causal layout only, the conditions' keys/values (``condition_cache``)."""
+        if self.config.condition_attention == "causal":
+            if cache is None:
+                cache = ConditionCache(self.reference_kv(cond, reference_tokens))
+            return self._forward_causal(sample, timestep, cond, cache)
+        if cache is not None:
+            raise ValueError("cache is only used with condition_attention='causal'")
         B, C, h, w = sample.shape
         p = self.config.patch_size
         hp, wp = h // p, w // p
@@ -309,9 +426,7 @@ class FrameDiT(ModelMixin, ConfigMixin):
             else:
                 x = block(x, t_mod, ctx)
         x = x.view(B, hp, 3 * wp, -1)[:, :, :wp].reshape(B, hp * wp, -1)  # keep the target
-        shift, scale = (self.scale_shift_table[None] + t_emb[:, None]).chunk(2, dim=1)
-        x = self.proj_out(self.norm_out(x) * (1 + scale) + shift)
-        return unpatchify(x, hp, wp, p, self.out_channels)[:, :C]
+        return self._final(x, t_emb, hp, wp, C)
 
 
 def unpatchify(x: Tensor, hp: int, wp: int, p: int, channels: int) -> Tensor:

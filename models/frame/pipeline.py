@@ -5,7 +5,9 @@
 reference latent (one VAE encode), the reference tokens of the generator (patch embedding,
 positions, camera embedding), the cloud on the model's device, and the initial noise (the same
 noise for every frame by default, which keeps consecutive frames stable). Per frame only the
-anchor is rendered and encoded, then the generator runs its steps and the VAE decodes.
+anchor is rendered and encoded, then the generator runs its steps and the VAE decodes. A generator
+with causal conditions (``condition_attention="causal"``) also caches the reference's keys and
+values of every layer per scene and the anchor's per frame, so each step runs the target only.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from models.autoencoders import decode, encode
 from models.geometry import c2w_to_w2c
 from models.render import render_gaussians, render_points
 
+from .causal import ConditionCache
 from .conditions import FrameCondition
 from .dit import FrameDiT
 from .dmd import PAPER_TIMESTEPS, FewStepSampler
@@ -83,6 +86,8 @@ class FramePipeline:
             "reference_c2w": c2w,
             "reference_tokens": self.generator.embed_reference(base),
         }
+        if self.generator.config.condition_attention == "causal":
+            scene["reference_kv"] = self.generator.reference_kv(base, scene["reference_tokens"])
         if points is not None:
             scene["points"] = points.to(dev).float().contiguous()
             scene["colors"] = colors.to(dev).float().contiguous()
@@ -132,9 +137,13 @@ class FramePipeline:
         K = target_K.to(self.device).float()[None]
         c2w = target_c2w.to(self.device).float()[None]
         cond = FrameCondition(anchor, s["reference"], K, c2w, s["reference_K"], s["reference_c2w"])
-        latent = self.sampler.sample(
-            self.generator, self._noise(), cond, reference_tokens=s["reference_tokens"]
-        )
+        if "reference_kv" in s:  # causal conditions: the anchor's keys/values once per frame
+            cache = ConditionCache(s["reference_kv"])
+            cache.anchor = self.generator.anchor_kv(cond, cache.reference)
+            kw = {"cache": cache}
+        else:
+            kw = {"reference_tokens": s["reference_tokens"]}
+        latent = self.sampler.sample(self.generator, self._noise(), cond, **kw)
         frame = decode(self.vae, latent.to(self.vae.dtype))[0].float()
         self._frame += 1
         return (frame, anchor_rgb) if return_anchor else frame

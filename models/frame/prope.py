@@ -135,10 +135,33 @@ def prope_attention(
     ``grid_rope(xs, ys, d)``; ``attn_mask`` boolean ``[B, 1, 1|N, N]`` (True = attend).
     Returns ``[B, heads, N, d]``.
     """
+    q, k, v = prope_qkv(q, k, v, P, P_inv, rope, rotate_values)
+    out = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask)
+    return prope_output(out, P, rope, rotate_values)
+
+
+def prope_qkv(
+    q: Tensor,
+    k: Tensor,
+    v: Tensor,
+    P: Tensor,
+    P_inv: Tensor,
+    rope: tuple[Tensor, ...],
+    rotate_values: bool = True,
+) -> tuple[Tensor, Tensor, Tensor]:
+    """The transformed ``q', k', v'`` of PRoPE attention (shapes as ``prope_attention``). ``k'``
+    and ``v'`` depend only on their own token's camera and position, so they can be cached."""
     q = _project(_rotate(q, rope, False), P.transpose(-1, -2))
     k = _project(_rotate(k, rope, False), P_inv)
     v = _project(_rotate(v, rope, False) if rotate_values else v, P_inv)
-    out = _project(F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask), P)
+    return q, k, v
+
+
+def prope_output(
+    out: Tensor, P: Tensor, rope: tuple[Tensor, ...], rotate_values: bool = True
+) -> Tensor:
+    """The query-side inverse transform of the attention output ``out [B, heads, N, d]``."""
+    out = _project(out, P)
     return _rotate(out, rope, True) if rotate_values else out
 
 
