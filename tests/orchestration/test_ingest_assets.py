@@ -124,3 +124,37 @@ def test_ingest_video_job_materializes_one_partition(env):
     assert "| clip | status |" in meta["quality"].value and "accepted" in meta["quality"].value
     done = instance.get_materialized_partitions(dg.AssetKey("real_shards"))
     assert done == {key}
+
+
+@pytest.mark.s3
+def test_inbox_sensor_on_an_s3_prefix(tmp_path, monkeypatch, s3_server, s3_bucket):
+    """The same sensor on `s3://bucket/inbox/`: a video file and an image folder become
+    partitions once each, and the registered items download byte for byte."""
+    from datagen.ingest.registry import fetch_item, registered_item
+
+    for name, value in s3_server.env().items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("WONDERFORGE_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("WONDERFORGE_INBOX", f"s3://{s3_bucket}/inbox")
+    monkeypatch.delenv("WONDERFORGE_STORE", raising=False)
+    store = LocalStore(tmp_path / "home" / "store")
+    write_video(tmp_path / "walk.mp4", _frames())
+    client = s3_server.client()
+    client.upload_file(str(tmp_path / "walk.mp4"), s3_bucket, "inbox/walk.mp4")
+    client.put_object(Bucket=s3_bucket, Key="inbox/room/000.png", Body=b"png-0")
+    client.put_object(Bucket=s3_bucket, Key="inbox/room/001.png", Body=b"png-1")
+    client.put_object(Bucket=s3_bucket, Key="inbox/.partial.mp4", Body=b"x")  # hidden: ignored
+    instance = dg.DagsterInstance.ephemeral()
+    result = inbox_sensor(dg.build_sensor_context(instance=instance, resources={"store": store}))
+    keys = sorted(r.partition_key for r in result.run_requests)
+    assert [k.rsplit("-", 1)[0] for k in keys] == ["room", "walk"]
+    instance.add_dynamic_partitions(VIDEOS.name, keys)
+    again = inbox_sensor(dg.build_sensor_context(instance=instance, resources={"store": store}))
+    assert isinstance(again, dg.SkipReason)
+    room, walk = (registered_item(store, k) for k in keys)
+    assert room.folder and room.uri == f"s3://{s3_bucket}/inbox/room"
+    video = fetch_item(walk, tmp_path / "dl")
+    assert video.read_bytes() == (tmp_path / "walk.mp4").read_bytes()
+    folder = fetch_item(room, tmp_path / "dl")
+    assert sorted(p.name for p in folder.iterdir()) == ["000.png", "001.png"]
+    assert (folder / "001.png").read_bytes() == b"png-1"
