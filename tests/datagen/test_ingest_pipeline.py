@@ -295,3 +295,28 @@ def test_known_poses_layout_recovers_metric_depth_through_the_scale_factor(tmp_p
     assert coverage >= 0.6 and absrel < 0.05, (coverage, absrel)
     assert clip.provenance.extra["scale_units"] == "source poses"
     print(f"known poses: coverage {coverage:.3f}, AbsRel {absrel:.4f}")
+
+
+@pytest.mark.slow
+def test_wonderland_recipe_end_to_end_keeps_seen_and_unseen_frames(tmp_path):
+    """A Wonderland clip (strided seen clip + unseen views) through poses, MVS and anchors: the
+    seen views are the reference frames, the unseen ones the targets, all with depth."""
+    r = rendered(20, 64)
+    folder = _nerfstudio_folder(tmp_path / "ns", r)
+    opts = IngestOptions(
+        recipe="wonderland", wonderland_context=9, wonderland_unseen=4, max_stride=2,
+        mvs=MvsParams(num_depths=32, num_neighbours=4),
+    )  # fmt: skip
+    (rep,) = ingest_paths([folder], options=opts)
+    (out,) = rep.outcomes
+    assert out.accepted, out.reason
+    clip = out.clip
+    ids = np.asarray(clip.frame_ids)
+    refs, targets = np.asarray(clip.ref_idx), np.asarray(clip.target_idx)
+    assert len(refs) == 9 and len(targets) == 4 and len(ids) == 13
+    assert not set(refs.tolist()) & set(targets.tolist())
+    seen = ids[refs]
+    steps = np.diff(seen)
+    assert (steps == steps[0]).all() and 1 <= steps[0] <= 2  # one stride over the seen range
+    assert clip.depth.shape[0] == 13 and (clip.depth[refs] > 0).mean() > 0.5
+    assert clip.pcr_rgb.shape[0] == 4 and clip.pcr_mask.mean() > 0.3
