@@ -271,7 +271,7 @@ class FrameDiT(ModelMixin, ConfigMixin):
         view_id = cols // wp
         ctx = AttentionContext(rotate_values=self.config.prope_rotate_values)
         masked = cond.masked()
-        if bool(masked.any()):
+        if cond.anchor_masked is not None:  # no host sync: compiles to one graph
             is_anchor = view_id == 1
             ctx.mask = ~(masked[:, None] & is_anchor[None])[:, None, None, :]
         if self.config.camera_encoding == "prope":
