@@ -10,6 +10,8 @@ import numpy as np
 from datagen.clips.provenance import SOURCE_KINDS, Provenance
 
 KEY_PATTERN = re.compile(r"^[A-Za-z0-9_-]+$")
+# provenance.depth_estimator of a clip without depth (generated videos): depth is all 0 (invalid)
+NO_DEPTH = "none"
 
 
 class ClipValidationError(ValueError):
@@ -24,7 +26,9 @@ class Clip:
     rgb: [F, H, W, 3] uint8.
     K: [F, 3, 3] float32/float64 intrinsics in pixels.
     c2w: [F, 4, 4] float32/float64 camera-to-world.
-    depth: [F, H, W] float32 z-depth, 0 where invalid.
+    depth: [F, H, W] float32 z-depth, 0 where invalid. Every frame needs some valid depth,
+        except in clips without depth (``provenance.depth_estimator == NO_DEPTH``, e.g.
+        generated videos), whose depth is all 0.
     depth_conf: [F, H, W] float32 in [0, 1] or None (exact depth: conf 1 where depth > 0).
     normals: [F, H, W, 3] float32 world-space unit normals (0 where invalid) or None.
     ref_idx / target_idx: disjoint sorted frame indices (WorldFM: 4 references + 12 targets).
@@ -140,7 +144,10 @@ def _validate(clip: Clip, rotation_atol: float) -> None:
         if (clip.depth_conf < 0).any() or (clip.depth_conf > 1).any():
             _fail(key, "depth_conf must lie in [0, 1]")
     empty = ~clip.valid_depth().reshape(num_frames, -1).any(axis=1)
-    if empty.any():
+    if getattr(clip.provenance, "depth_estimator", None) == NO_DEPTH:
+        if (clip.depth != 0).any():
+            _fail(key, f"depth_estimator {NO_DEPTH!r} (no depth) but depth has non-zero values")
+    elif empty.any():
         _fail(key, f"frames {np.flatnonzero(empty).tolist()} have no valid (positive) depth")
     if clip.normals is not None:
         _check_array(key, "normals", clip.normals, (num_frames, height, width, 3), "f")
