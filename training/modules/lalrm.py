@@ -304,13 +304,21 @@ class LaLRMModule(L.LightningModule):
         return {"stage": hp.stage, "parameters": parameters, "upsample": self.model.config.upsample}
 
     @classmethod
-    def load(cls, directory: str | Path, map_location: str | torch.device = "cpu") -> LaLRMModule:
-        """Rebuild a module from ``export_pretrained`` output (a local folder); strict weights."""
+    def load(
+        cls,
+        directory: str | Path,
+        map_location: str | torch.device = "cpu",
+        vae: str | None = None,
+    ) -> LaLRMModule:
+        """Rebuild a module from ``export_pretrained`` output (a local folder); strict weights.
+        ``vae`` (a local folder or published URI) replaces the VAE the export names, e.g. when
+        the path recorded at training does not exist on this machine."""
         d = Path(directory)
         config = json.loads((d / "config.json").read_text())
         if config.get("format") != FORMAT:
             raise ValueError(f"{d}: not a LaLRM export (format {config.get('format')})")
-        vae = str(d / "vae") if (d / "vae").is_dir() else config["vae"]["path"]
+        if vae is None:
+            vae = str(d / "vae") if (d / "vae").is_dir() else config["vae"]["path"]
         render = config.get("render", {})
         module = cls(
             size="tiny",

@@ -1,0 +1,1 @@
+"""Evaluation of trained models: metrics on held-out data and preview images."""
