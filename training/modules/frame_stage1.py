@@ -251,3 +251,28 @@ class ImagePriorModule(L.LightningModule):
                 schedule={k: v for k, v in config["schedule"].items() if k != "prediction_type"},
             )
         return module.to(map_location).eval()
+
+
+STAGE1_MODEL = "frame_stage1"  # the registry name the Dagster asset publishes under
+
+
+def load_image_prior(source: str | Path, map_location="cpu"):
+    """The text-to-image model of a stage-I export (a local folder or a published URI such as
+    ``file:///…/checkpoints/frame_stage1/<version>``) as ``(prior, vae, text_encoder)``, in eval
+    mode, for samplers outside Lightning (the zoom stack):
+
+    - ``text_encoder.encode(prompts)`` → ``(embeds [B, L, D], mask [B, L])`` (``[""]``: unconditional);
+    - ``prior.predict_eps(x_t, t, embeds, mask)`` → ε̂ ``[B, C, h, w]`` on the VAE's scaled latents
+      (``prior.guided_eps`` for classifier-free guidance; ``prior.schedule``: its DDPM schedule);
+    - ``models.autoencoders.decode(vae, latents)`` → images ``[B, 3, 8h, 8w]`` in [0, 1].
+    """
+    module = ImagePriorModule.load(source, map_location)
+    return module.prior, module.vae, module.text_encoder
+
+
+def load_published_image_prior(store, version: str = "latest", map_location="cpu"):
+    """``load_image_prior`` of a published ``frame_stage1`` version (default: the registry's
+    ``latest.json``) in the artifact store ``store``."""
+    from training.registry import resolve
+
+    return load_image_prior(store.uri(resolve(store, STAGE1_MODEL, version)), map_location)

@@ -12,9 +12,11 @@ score (trained on generator samples). One training iteration (manual optimisatio
 ``trainer.global_step`` counts iterations (the generator optimiser's steps are not counted), so
 ``max_steps`` = iterations and the generator takes ``max_steps / fake_updates_per_gen`` steps.
 
-Teacher pairs (``teacher_pairs``): a safetensors file (``save_teacher_pairs``) of noise, teacher
-DDIM outputs and their conditions, produced by ``make_teacher_pairs`` as its own asset; without
-one, ``fallback_pairs`` pairs are made from the first training batch (smoke runs).
+Teacher pairs — the config chooses: ``teacher_pairs`` names precomputed pairs (a safetensors file
+from ``save_teacher_pairs``, or a folder / published URI holding ``PAIRS_FILE``, e.g. a
+``teacher_pairs/<version>/`` set made by ``training.teacher_pairs`` as its own asset); null makes
+``fallback_pairs`` pairs on the fly from the first training batch (smoke runs). The export records
+which (``teacher_pairs`` in config.json, ``regression_pairs_source`` in the publish metadata).
 """
 
 from __future__ import annotations
@@ -148,6 +150,15 @@ class FrameDMDModule(L.LightningModule):
         self.pairs: TeacherPairs | None = None
         if teacher_pairs:
             self.pairs = read_teacher_pairs(teacher_pairs)
+            channels = real.config.in_channels
+            if self.pairs.noise.shape[1] != channels or self.pairs.output.shape != (
+                self.pairs.noise.shape
+            ):
+                raise ValueError(
+                    f"teacher pairs {teacher_pairs}: noise {tuple(self.pairs.noise.shape)} and "
+                    f"output {tuple(self.pairs.output.shape)} do not fit a teacher with "
+                    f"{channels} latent channels"
+                )
         self.last_generator_sample: Tensor | None = None
 
     def train(self, mode: bool = True):
@@ -259,5 +270,13 @@ class FrameDMDModule(L.LightningModule):
             timesteps=self.sampler.timesteps,
             stochastic=self.sampler.stochastic,
             teacher=self.hparams.teacher,
+            teacher_pairs=self.hparams.teacher_pairs,
         )
-        return {"stage": 3, "timesteps": self.sampler.timesteps}
+        source = "precomputed" if self.hparams.teacher_pairs else "first batch"
+        pairs = len(self.pairs) if self.pairs is not None else 0
+        return {
+            "stage": 3,
+            "timesteps": self.sampler.timesteps,
+            "regression_pairs": pairs,
+            "regression_pairs_source": source if pairs else "none",
+        }
