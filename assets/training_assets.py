@@ -12,14 +12,22 @@ import posixpath
 import dagster as dg
 from pydantic import Field
 
+from assets.policies import TRAINING_RETRY
 from assets.synthetic import SHARDS_PREFIX, synthetic_shards
 from datagen.previews import png_markdown
 from datagen.shards import manifest_key, published_sets
 from datagen.store import ArtifactStore
 from training.config_files import config_path
-from training.launch import LaunchedRun, TrainingLauncher
+from training.launch import LaunchedRun, TrainingFailed, TrainingLauncher
 from training.publish import INDEX, fetch_published
-from training.registry import LATEST, model_prefix, new_version, promote_latest, resolve
+from training.registry import (
+    LATEST,
+    config_hash,
+    model_prefix,
+    new_version,
+    promote_latest,
+    resolve,
+)
 from training.registry import version_prefix as checkpoint_prefix
 
 KINDS = {"pytorch", "lightning"}
@@ -34,6 +42,11 @@ class TrainingConfig(dg.Config):
         default_factory=list,
         description="extra LightningCLI arguments, applied last, e.g. "
         "['--data.init_args.batch_size=2', '--model.init_args.lr=3e-4']",
+    )
+    resume: bool = Field(
+        True,
+        description="continue an unfinished earlier run of this exact config from its last "
+        "checkpoint (false: always start a new version from step 0)",
     )
 
 
@@ -61,16 +74,22 @@ def train(
     manifests: list[str],
     extra_args: tuple[str, ...] = (),
     lineage: tuple[str, ...] = (),
+    config_file: tuple[str, str] | None = None,
 ) -> tuple[LaunchedRun, dict, dict]:
     """Launch one training run of `model`, check what it published, promote it to latest.
 
+    config_file: (config folder, config name) when the YAML is not `<model>/<size>.yaml`, e.g.
+    ("frame_stage2", "tiny_synthetic_ft") for the registry model `frame_synthetic_ft`.
     Returns (run, published index, metadata for the MaterializeResult)."""
+    config_model, config_name = config_file or (model, config.size)
     inputs = [*manifests, *lineage]
     args = [f"--data.init_args.train_sets={json.dumps(manifests)}", *extra_args]
     if config.max_steps is not None:
         args.append(f"--trainer.max_steps={config.max_steps}")
-    yaml_text = config_path(model, config.size).read_text()  # also rejects unknown sizes early
-    version = new_version({"model": model, "yaml": yaml_text, "args": args, **_plain(config)})
+    yaml_text = config_path(config_model, config_name).read_text()  # rejects unknown sizes early
+    spec = {"model": model, "yaml": yaml_text, "args": args, **_plain(config)}
+    resumed = _resumable_version(context, store, launcher, model, spec) if config.resume else None
+    version = resumed or new_version(spec)
     prefix = checkpoint_prefix(model, version)
     args += [
         f"--trainer.callbacks.init_args.prefix={prefix}",
@@ -78,11 +97,18 @@ def train(
         f"--trainer.callbacks.init_args.inputs={json.dumps(inputs)}",
         *config.overrides,
     ]
-    run = launcher.run(context, model, config.size, version, args)
+    try:
+        run = launcher.run(context, model, config_name, version, args, config_model=config_model)
+    except TrainingFailed as error:
+        if error.retryable:
+            raise
+        raise dg.Failure(description=str(error), allow_retries=False) from error
     if not store.exists(posixpath.join(prefix, INDEX)):
-        raise RuntimeError(
-            f"training {model} exited cleanly but published nothing at {store.uri(prefix)} "
-            f"(did an override change the PublishCheckpoint prefix?); log: {run.log_path}"
+        raise dg.Failure(
+            description=f"training {model} exited cleanly but published nothing at "
+            f"{store.uri(prefix)} (did an override change the PublishCheckpoint prefix?); "
+            f"log: {run.log_path}",
+            allow_retries=False,
         )
     index = store.get_json(posixpath.join(prefix, INDEX))
     promote_latest(store, model, version)
@@ -96,7 +122,7 @@ def train(
         "metrics": dg.MetadataValue.json(metrics),
         "training_seconds": round(run.seconds, 1),
         "inputs": dg.MetadataValue.json(index.get("inputs", inputs)),
-        "config": f"{model}/{config.size}.yaml",
+        "config": f"{config_model}/{config_name}.yaml",
         "overrides": dg.MetadataValue.json(list(config.overrides)),
         "latest": dg.MetadataValue.url(store.uri(f"{model_prefix(model)}/{LATEST}")),
         "log": dg.MetadataValue.path(str(run.log_path)),
@@ -105,6 +131,18 @@ def train(
         metadata["loss"] = metrics["train/loss"]
     context.log.info(f"{model} {version} published to {store.uri(prefix)} and promoted to latest")
     return run, index, metadata
+
+
+def _resumable_version(context, store, launcher, model: str, spec: dict) -> str | None:
+    """The version of an unfinished earlier run with this exact config, to resume (or None)."""
+
+    def published(version: str) -> bool:
+        return store.exists(posixpath.join(checkpoint_prefix(model, version), INDEX))
+
+    version = launcher.resumable_version(model, config_hash(spec), published)
+    if version is not None:
+        context.log.info(f"{model}: resuming the unfinished run {version} (same config)")
+    return version
 
 
 def _preview(context, store: ArtifactStore, prefix: str, kind: str) -> dict:
@@ -136,6 +174,7 @@ def _vae_asset(context, config, store, launcher, model: str, kind: str) -> dg.Ma
     pool="gpu",
     kinds=KINDS,
     code_version="1",
+    retry_policy=TRAINING_RETRY,
     description="SD-style image VAE (spatial ×8, 4 latent channels) for the frame model's latent "
     "space, trained on frames of every published synthetic shard set.",
 )
@@ -154,6 +193,7 @@ def image_vae(
     pool="gpu",
     kinds=KINDS,
     code_version="1",
+    retry_policy=TRAINING_RETRY,
     description="CogVideoX-style 3D video VAE (temporal ×4, spatial ×8) that the video model and "
     "LaLRM work in, trained on clips of every published synthetic shard set.",
 )
@@ -172,6 +212,7 @@ def video_vae(
     pool="gpu",
     kinds=KINDS,
     code_version="1",
+    retry_policy=TRAINING_RETRY,
     description="Camera-guided video model (Wonderland §3.2: ControlNet copy + camera-LoRA on a "
     "frozen CogVideoX I2V base) in the latent space of the latest video_vae.",
 )

@@ -23,10 +23,13 @@ def project_home() -> Path:
 
 
 def dagster_yaml_source() -> Path:
-    """The instance config shipped with the project (repo root, or the installed package's copy)."""
-    candidate = REPO_ROOT / "dagster.yaml"
+    """The instance config to install: `WONDERFORGE_DAGSTER_YAML` (a path, relative ones from the
+    repository root, e.g. `dagster.postgres.yaml`), else the repository's `dagster.yaml`."""
+    chosen = os.environ.get("WONDERFORGE_DAGSTER_YAML")
+    candidate = REPO_ROOT / (chosen or "dagster.yaml")
     if not candidate.is_file():
-        raise FileNotFoundError(f"dagster.yaml not found at {candidate}: is the checkout complete?")
+        what = f"WONDERFORGE_DAGSTER_YAML={chosen!r}: " if chosen else ""
+        raise FileNotFoundError(f"{what}{candidate} not found: is the checkout complete?")
     return candidate
 
 

@@ -34,7 +34,9 @@ def artifact_store(context: dg.InitResourceContext) -> ArtifactStore:
 
 @dg.resource(
     config_schema={
-        "mode": dg.Field(str, default_value="local", description="where training runs: local"),
+        "mode": dg.Field(
+            str, default_value="local", description="where training runs: local | k8s | slurm"
+        ),
         "gpus": dg.Field(
             int,
             default_value=1,
@@ -59,6 +61,31 @@ def artifact_store(context: dg.InitResourceContext) -> ArtifactStore:
         "termination_timeout_s": dg.Field(
             float, default_value=60.0, description="grace period after SIGINT on cancellation"
         ),
+        "processes_per_node": dg.Field(
+            dg.Noneable(int),
+            default_value=None,
+            description="torchrun processes per node (default: from gpus); 2 with gpus 0: CPU DDP",
+        ),
+        "checkpoint_every_n_steps": dg.Field(
+            int,
+            default_value=500,
+            description="save a resume checkpoint every N steps into the run folder (0: never)",
+        ),
+        "keep_resume_checkpoint": dg.Field(
+            bool, default_value=False, description="keep <run>/ckpt/ after a successful run"
+        ),
+        "k8s": dg.Field(
+            dg.Noneable(dg.Permissive()),
+            default_value=None,
+            description="mode k8s: K8sConfig fields (image, namespace, nodes, secret, volumes, "
+            "volume_mounts, ...; training/launch_k8s.py, docs/operations.md)",
+        ),
+        "slurm": dg.Field(
+            dg.Noneable(dg.Permissive()),
+            default_value=None,
+            description="mode slurm: SlurmConfig fields (partition, nodes, time, setup, ...; "
+            "training/launch_slurm.py, docs/operations.md)",
+        ),
     },
     required_resource_keys={"store"},
     description=(
@@ -77,4 +104,9 @@ def training_launcher(context: dg.InitResourceContext) -> TrainingLauncher:
         store_uri=context.resources.store.uri(""),
         report_every_s=config["report_every_s"],
         termination_timeout_s=config["termination_timeout_s"],
+        processes_per_node=config["processes_per_node"],
+        checkpoint_every_n_steps=config["checkpoint_every_n_steps"],
+        keep_resume_checkpoint=config["keep_resume_checkpoint"],
+        k8s=config["k8s"],
+        slurm=config["slurm"],
     )

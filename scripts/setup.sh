@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 
 VENV=${VENV:-.venv}
 EXTRAS=${EXTRAS:-dev,s3,viewer}
-DEB_PACKAGES=(libusb-1.0-0 libgomp1)
+DEB_PACKAGES=(libusb-1.0-0 libgomp1 chromium chromium-driver)  # chromium: the browser UI test
 
 # pip, minus the warnings this machine's pip config prints for each missing local index folder.
 quiet_pip() {

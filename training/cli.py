@@ -12,6 +12,7 @@ from __future__ import annotations
 import lightning as L
 from lightning.pytorch.cli import LightningCLI
 
+from training.checkpointing import ResumeCheckpoint, resume_checkpoint_from_env
 from training.config_files import CONFIG_ROOT, SIZES, config_path
 from training.pipes import PipesReporter
 
@@ -20,11 +21,16 @@ __all__ = ["CONFIG_ROOT", "SIZES", "WonderforgeCLI", "config_path", "main", "run
 
 class WonderforgeCLI(LightningCLI):
     """LightningCLI that appends a `PipesReporter` to the trainer's callbacks before `fit`
-    (after the config's own callbacks, so it reports what PublishCheckpoint published)."""
+    (after the config's own callbacks, so it reports what PublishCheckpoint published), and a
+    `ResumeCheckpoint` when the launcher sets WONDERFORGE_CKPT_DIR (training/checkpointing.py)."""
 
     def before_fit(self) -> None:
-        if not any(isinstance(c, PipesReporter) for c in self.trainer.callbacks):
-            self.trainer.callbacks.append(PipesReporter())
+        callbacks = self.trainer.callbacks
+        resume = resume_checkpoint_from_env()  # the launcher's periodic resume checkpoints
+        if resume is not None and not any(isinstance(c, ResumeCheckpoint) for c in callbacks):
+            callbacks.append(resume)
+        if not any(isinstance(c, PipesReporter) for c in callbacks):
+            callbacks.append(PipesReporter())
 
 
 def run(args: list[str] | None = None, run: bool = True) -> LightningCLI:

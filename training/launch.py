@@ -5,6 +5,9 @@ builds it). mode "local" runs the training on this node with `dg.PipesSubprocess
 process, or `torchrun --nproc_per_node N` (as `python -m torch.distributed.run`) when more than
 one GPU is requested and visible. The command runs inside `training.runlog`, which copies its
 output to `<runs_dir>/<model>/<version>/train.log` so a failure can quote the log's tail.
+Modes "k8s" (training/launch_k8s.py) and "slurm" (training/launch_slurm.py) run the same command
+on a cluster. Runs save resume checkpoints every `checkpoint_every_n_steps` into
+`<run dir>/ckpt/`; a run folder holding one continues from it (training/resume.py).
 Lightning is not imported here: the Dagster process stays light.
 """
 
@@ -13,6 +16,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import shlex
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -20,14 +24,33 @@ from pathlib import Path
 import dagster as dg
 
 from training.config_files import config_path
+from training.resume import (
+    CKPT_DIR,
+    CKPT_DIR_ENV,
+    CKPT_EVERY_ENV,
+    find_resumable,
+    is_complete_checkpoint,
+    last_checkpoint,
+)
 from training.runlog import exit_code, tail
 
-MODES = ("local",)
+MODES = ("local", "k8s", "slurm")
 EVERY_S_ENV = "WONDERFORGE_PIPES_EVERY_S"  # read by training.pipes (not imported: Lightning)
+USAGE_ERROR = 2  # exit code of a rejected command line / config: retrying cannot help
 
 
 class TrainingFailed(RuntimeError):
-    """The training process exited non-zero; the message names the config and quotes the log."""
+    """The training process exited non-zero; the message names the config and quotes the log.
+
+    exit_code: the process's exit code when known; `retryable` is False for usage errors."""
+
+    def __init__(self, message: str, exit_code: int | None = None):
+        super().__init__(message)
+        self.exit_code = exit_code
+
+    @property
+    def retryable(self) -> bool:
+        return self.exit_code != USAGE_ERROR
 
 
 @dataclasses.dataclass
@@ -57,14 +80,19 @@ def visible_gpus() -> int:
 class TrainingLauncher:
     """Runs a model's YAML config (plus overrides) out of process and reports through Pipes.
 
-    mode: "local" (this node). gpus: GPUs one run may use; 0 hides CUDA, >1 uses torchrun with
-    min(gpus, visible) processes. cuda_visible_devices: passed to the run when set.
+    mode: "local" (this node), "k8s" or "slurm" (`k8s` / `slurm`: their K8sConfig / SlurmConfig,
+    or dicts of its fields). gpus: GPUs one run may use (per node on clusters); 0 hides CUDA, >1
+    uses torchrun with min(gpus, visible) processes (all `gpus` on clusters).
+    processes_per_node: force the number of torchrun processes (e.g. 2 with gpus=0: CPU DDP over
+    gloo). cuda_visible_devices: passed to local runs when set.
     cpu_threads: OMP/MKL threads of the run (None: torch's default, one per core; 1 avoids
     threads stalling each other on a busy machine).
     store_uri: the artifact store the run publishes to (WONDERFORGE_STORE of the subprocess).
     runs_dir: parent of the per-run folders (logs, Lightning logs, fetched inputs).
     report_every_s: PipesReporter's progress interval. termination_timeout_s: how long a
     cancelled run gets to exit after SIGINT. env: extra environment variables.
+    checkpoint_every_n_steps: resume-checkpoint interval (0: none); keep_resume_checkpoint: keep
+    `<run dir>/ckpt/` after a successful run (default: delete it, the export is published).
     """
 
     def __init__(
@@ -80,11 +108,26 @@ class TrainingLauncher:
         tail_lines: int = 40,
         env: dict[str, str] | None = None,
         python: str = sys.executable,
+        processes_per_node: int | None = None,
+        checkpoint_every_n_steps: int = 500,
+        keep_resume_checkpoint: bool = False,
+        k8s=None,
+        slurm=None,
     ):
         if mode not in MODES:
             raise ValueError(f"unknown launcher mode {mode!r}; available: {list(MODES)}")
         if gpus < 0:
             raise ValueError(f"gpus must be >= 0, got {gpus}")
+        if processes_per_node is not None and processes_per_node < 1:
+            raise ValueError(f"processes_per_node must be >= 1, got {processes_per_node}")
+        if checkpoint_every_n_steps < 0:
+            raise ValueError(
+                f"checkpoint_every_n_steps must be >= 0, got {checkpoint_every_n_steps}"
+            )
+        self.processes_per_node = processes_per_node
+        self.checkpoint_every_n_steps = checkpoint_every_n_steps
+        self.keep_resume_checkpoint = keep_resume_checkpoint
+        self.cluster = _cluster_config(mode, k8s, slurm)
         self.runs_dir, self.mode, self.gpus = Path(runs_dir), mode, gpus
         self.cuda_visible_devices, self.store_uri = cuda_visible_devices, store_uri
         self.cpu_threads = cpu_threads
@@ -96,8 +139,38 @@ class TrainingLauncher:
         return self.runs_dir / model / version
 
     def processes(self) -> int:
-        """Processes per run: min(gpus, visible GPUs) when that is > 1, else 1."""
+        """Processes per node: `processes_per_node` when set; on clusters max(1, gpus); locally
+        min(gpus, visible GPUs) when that is > 1, else 1."""
+        if self.processes_per_node is not None:
+            return self.processes_per_node
+        if self.mode != "local":
+            return max(1, self.gpus)
         return max(1, min(self.gpus, visible_gpus())) if self.gpus > 1 else 1
+
+    def checkpoint_environment(self, run_dir: Path) -> dict[str, str]:
+        """Variables that make the run save resume checkpoints into `<run dir>/ckpt/`."""
+        if self.checkpoint_every_n_steps <= 0:
+            return {}
+        return {
+            CKPT_DIR_ENV: str(run_dir / CKPT_DIR),
+            CKPT_EVERY_ENV: str(self.checkpoint_every_n_steps),
+        }
+
+    def resumable_version(self, model: str, config_hash: str, is_published) -> str | None:
+        """An unpublished earlier version of `model` with the same config hash whose run folder
+        holds a complete resume checkpoint (None: start a new version)."""
+        return find_resumable(self.runs_dir, model, config_hash, is_published)
+
+    def resume_args(self, context, run_dir: Path) -> list[str]:
+        """`--ckpt_path <run dir>/ckpt/last.ckpt` when the run folder holds a complete one."""
+        ckpt = last_checkpoint(run_dir)
+        if not ckpt.exists():
+            return []
+        if not is_complete_checkpoint(ckpt):
+            context.log.warning(f"ignoring incomplete resume checkpoint {ckpt}; starting at step 0")
+            return []
+        context.log.info(f"resuming from {ckpt}")
+        return [f"--ckpt_path={ckpt}"]
 
     def environment(self) -> dict[str, str]:
         env = {"PYTHONUNBUFFERED": "1", EVERY_S_ENV: str(self.report_every_s), **self.env}
@@ -107,7 +180,7 @@ class TrainingLauncher:
             env["OMP_NUM_THREADS"] = env["MKL_NUM_THREADS"] = str(self.cpu_threads)
         if self.gpus == 0:
             env["CUDA_VISIBLE_DEVICES"] = ""
-        elif self.cuda_visible_devices is not None:
+        elif self.cuda_visible_devices is not None and self.mode == "local":
             env["CUDA_VISIBLE_DEVICES"] = self.cuda_visible_devices
         return env
 
@@ -126,11 +199,13 @@ class TrainingLauncher:
         size: str,
         version: str,
         args: list[str],
+        config_model: str | None = None,
     ) -> LaunchedRun:
-        """Train `model` at `size` with `args` (LightningCLI overrides, applied in order).
+        """Train `model` at `size` with `args` (LightningCLI overrides, applied in order); the
+        YAML is `<config_model or model>/<size>.yaml`.
 
         Raises TrainingFailed with the config, the exit code and the log's tail on failure."""
-        config = config_path(model, size)
+        config = config_path(config_model or model, size)
         run_dir = self.run_dir(model, version)
         run_dir.mkdir(parents=True, exist_ok=True)
         log_path = run_dir / "train.log"
@@ -138,30 +213,41 @@ class TrainingLauncher:
         fixed = [f"--trainer.default_root_dir={run_dir}", "--trainer.enable_progress_bar=false"]
         if processes > 1:
             fixed.append(f"--trainer.devices={processes}")
-        command = self.command(config, [*fixed, *args], processes)
-        wrapped = [self.python, "-m", "training.runlog", str(log_path), "--", *command]
-        client = dg.PipesSubprocessClient(
-            env=self.environment(),
-            cwd=str(run_dir),
-            forward_termination=True,
-            termination_timeout_seconds=self.termination_timeout_s,
-        )
-        context.log.info(f"training {model} ({processes} process(es)): {shlex.join(command)}")
+        fixed += self.resume_args(context, run_dir)
+        env = {**self.environment(), **self.checkpoint_environment(run_dir)}
+        extras = {"model": model, "size": size, "version": version}
+        logged_before = _size(log_path)  # a resumed run's log already ends with an exit code
         start = time.monotonic()
         try:
-            invocation = client.run(
-                context=context,
-                command=wrapped,
-                extras={"model": model, "size": size, "version": version},
-            )
+            if self.mode == "local":
+                command = self.command(config, [*fixed, *args], processes)
+                wrapped = [self.python, "-m", "training.runlog", str(log_path), "--", *command]
+                client = dg.PipesSubprocessClient(
+                    env=env,
+                    cwd=str(run_dir),
+                    forward_termination=True,
+                    termination_timeout_seconds=self.termination_timeout_s,
+                )
+                context.log.info(
+                    f"training {model} ({processes} process(es)): {shlex.join(command)}"
+                )
+                invocation = client.run(context=context, command=wrapped, extras=extras)
+            else:
+                cluster = _cluster_module(self.mode)
+                invocation, command, log_path = cluster.launch(
+                    self, context, model, config, [*fixed, *args], run_dir, env, extras
+                )
+        except TrainingFailed:
+            raise
         except Exception as error:
-            code = exit_code(log_path)
+            code = exit_code(log_path) if _size(log_path) > logged_before else None
             if not code:
                 raise
-            raise TrainingFailed(self.failure_message(model, config, args, code, log_path)) from (
-                error
-            )
+            message = self.failure_message(model, config, args, code, log_path)
+            raise TrainingFailed(message, exit_code=code) from error
         seconds = time.monotonic() - start
+        if not self.keep_resume_checkpoint:
+            shutil.rmtree(run_dir / CKPT_DIR, ignore_errors=True)
         return LaunchedRun(
             model=model,
             version=version,
@@ -183,6 +269,33 @@ class TrainingLauncher:
             f"--- last {self.tail_lines} lines of the log ---\n"
             f"{tail(log_path, self.tail_lines)}"
         )
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
+
+
+def _cluster_config(mode: str, k8s, slurm):
+    """The cluster config of `mode` (None for local), validated; dicts become config objects."""
+    if mode == "local":
+        return None
+    config = {"k8s": k8s, "slurm": slurm}[mode]
+    if config is None:
+        raise ValueError(f"launcher mode {mode!r} needs its `{mode}` settings (docs/operations.md)")
+    return _cluster_module(mode).config_from(config)
+
+
+def _cluster_module(mode: str):
+    if mode == "k8s":
+        from training import launch_k8s
+
+        return launch_k8s
+    from training import launch_slurm
+
+    return launch_slurm
 
 
 def _reported_metadata(invocation: dg.PipesClientCompletedInvocation) -> dict:

@@ -6,7 +6,8 @@ DAGSTER_PIPES_CONTEXT / DAGSTER_PIPES_MESSAGES), global rank 0 opens the Pipes c
 - at the first step and then at most every `every_s` seconds sends a progress line to the run's
   event log and a custom message `{"step", "max_steps", "epoch", "elapsed_s", "metrics"}`;
 - at the end of fit reports the asset materialization: the final scalar metrics, `global_step`,
-  `checkpoint_uri` (what `PublishCheckpoint` published) and `training_seconds`.
+  `checkpoint_uri` (what `PublishCheckpoint` published), `training_seconds` and, when the run
+  resumed from a checkpoint, `resumed_from_step`.
 
 Other ranks, and runs outside Dagster, send nothing.
 """
@@ -46,12 +47,18 @@ class PipesReporter(L.Callback):
         self.reports = 0
         self._start = self._last = 0.0
         self._fit_ended = False
+        self.start_step = 0
 
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
         if stage == "fit" and trainer.is_global_zero and self.pipes is None and is_pipes_process():
             self.pipes = open_dagster_pipes()
             self._start = time.monotonic()
             self._last = -float("inf")
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.start_step = trainer.global_step  # > 0 when the run resumed from a checkpoint
+        if self.pipes is not None and self.start_step:
+            self.pipes.log.info(f"resumed from a checkpoint at step {self.start_step}")
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         now = time.monotonic()
@@ -86,9 +93,12 @@ class PipesReporter(L.Callback):
         self._close()
 
     def final_metadata(self, trainer: L.Trainer) -> dict:
-        """Final metrics, global_step, training_seconds and the published checkpoint_uri."""
+        """Final metrics, global_step, training_seconds, the published checkpoint_uri and
+        resumed_from_step (only for resumed runs)."""
         metadata: dict = dict(scalar_metrics(trainer))
         metadata["global_step"] = trainer.global_step
+        if self.start_step:
+            metadata["resumed_from_step"] = self.start_step
         metadata["training_seconds"] = round(time.monotonic() - self._start, 3)
         publisher = next((c for c in trainer.callbacks if isinstance(c, PublishCheckpoint)), None)
         if publisher is not None and publisher.uri:

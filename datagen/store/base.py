@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from datagen.store.errors import InvalidKey
+from datagen.store.retry import retry_transient
 
 TEMP_PREFIX = ".tmp-"  # reserved name prefix of in-progress local writes; never listed
 CHUNK = 1 << 20
@@ -95,22 +96,26 @@ class ArtifactStore(abc.ABC):
     def copy(self, src_key: str, dst_key: str) -> None:
         """Atomically copy an object inside the store (server-side on S3)."""
 
-    # --- helpers built on the primitives -----------------------------------------------------
+    # --- helpers built on the primitives (whole operations: retried on transient errors) ---
+    @retry_transient
     def put_bytes(self, key: str, data: bytes) -> None:
         """Store `data` under `key` atomically."""
         with self.open_write(key) as f:
             f.write(data)
 
+    @retry_transient
     def get_bytes(self, key: str) -> bytes:
         """Whole object as bytes."""
         with self.open_read(key) as f:
             return f.read()
 
+    @retry_transient
     def put_file(self, key: str, local_path: str | os.PathLike) -> None:
         """Upload a local file to `key` atomically."""
         with open(local_path, "rb") as src, self.open_write(key) as dst:
             shutil.copyfileobj(src, dst, CHUNK)
 
+    @retry_transient
     def get_file(self, key: str, local_path: str | os.PathLike) -> Path:
         """Download `key` to `local_path` atomically (temp file + rename); return the path."""
         dst = Path(local_path)
@@ -133,6 +138,7 @@ class ArtifactStore(abc.ABC):
         """Parse the JSON object stored under `key`."""
         return json.loads(self.get_bytes(key).decode("utf-8"))
 
+    @retry_transient
     def sha256(self, key: str) -> str:
         """Hex SHA-256 of the object, streamed."""
         h = hashlib.sha256()

@@ -19,6 +19,7 @@ from datagen.store.base import (
     normalize_prefix,
 )
 from datagen.store.errors import InvalidKey, ObjectNotFound
+from datagen.store.retry import retry_transient
 
 
 class LocalStore(ArtifactStore):
@@ -67,9 +68,11 @@ class LocalStore(ArtifactStore):
             f.close()
             tmp.unlink(missing_ok=True)
 
+    @retry_transient
     def exists(self, key: str) -> bool:
         return self._path(key).is_file()
 
+    @retry_transient
     def list(self, prefix: str = "") -> list[str]:
         prefix = normalize_prefix(prefix)
         base = self.root / prefix if prefix else self.root
@@ -85,12 +88,14 @@ class LocalStore(ArtifactStore):
                     keys.append(key)
         return sorted(keys)
 
+    @retry_transient
     def delete(self, key: str) -> None:
         path = self._path(key)
         with contextlib.suppress(FileNotFoundError, NotADirectoryError):
             path.unlink()
         self._prune(path.parent)
 
+    @retry_transient
     def delete_prefix(self, prefix: str) -> int:
         prefix = normalize_prefix(prefix)
         if not prefix:
@@ -102,12 +107,14 @@ class LocalStore(ArtifactStore):
         self._prune(base.parent)
         return len(keys)
 
+    @retry_transient
     def size(self, key: str) -> int:
         path = self._path(key)
         if not path.is_file():
             raise self._missing(key)
         return path.stat().st_size
 
+    @retry_transient
     def copy(self, src_key: str, dst_key: str) -> None:
         src = self._path(src_key)
         try:

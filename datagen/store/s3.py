@@ -35,6 +35,7 @@ from datagen.store.errors import (
     StoreError,
     StoreUnavailable,
 )
+from datagen.store.retry import retry_transient
 
 MiB = 1 << 20
 _DENIED = {
@@ -223,6 +224,7 @@ class S3Store(ArtifactStore):
             raise
         writer.commit()
 
+    @retry_transient
     def exists(self, key: str) -> bool:
         full = self._full(key)
         try:
@@ -232,10 +234,12 @@ class S3Store(ArtifactStore):
             return False
         return True
 
+    @retry_transient
     def size(self, key: str) -> int:
         with self._errors(key):
             return self.client.head_object(Bucket=self.bucket, Key=self._full(key))["ContentLength"]
 
+    @retry_transient
     def list(self, prefix: str = "") -> list[str]:
         return sorted(self._iter_keys(prefix))
 
@@ -254,10 +258,12 @@ class S3Store(ArtifactStore):
                     if is_visible_key(key):
                         yield key
 
+    @retry_transient
     def delete(self, key: str) -> None:
         with self._errors(key):
             self.client.delete_object(Bucket=self.bucket, Key=self._full(key))
 
+    @retry_transient
     def delete_prefix(self, prefix: str) -> int:
         prefix = normalize_prefix(prefix).rstrip("/")
         if not prefix:
@@ -277,6 +283,7 @@ class S3Store(ArtifactStore):
                 )
         return len(keys)
 
+    @retry_transient
     def copy(self, src_key: str, dst_key: str) -> None:
         src = {"Bucket": self.bucket, "Key": self._full(src_key)}
         dst = self._full(dst_key)

@@ -108,7 +108,9 @@ def test_launcher_command_environment_and_modes(tmp_path, monkeypatch):
     assert "CUDA_VISIBLE_DEVICES" not in env
     assert TrainingLauncher(tmp_path, gpus=0).environment()["CUDA_VISIBLE_DEVICES"] == ""
     assert launcher.run_dir("m", "v") == tmp_path / "m" / "v"
-    with pytest.raises(ValueError, match="unknown launcher mode 'slurm'"):
+    with pytest.raises(ValueError, match="unknown launcher mode 'mesos'"):
+        TrainingLauncher(tmp_path, mode="mesos")
+    with pytest.raises(ValueError, match="mode 'slurm' needs its `slurm` settings"):
         TrainingLauncher(tmp_path, mode="slurm")
 
 
