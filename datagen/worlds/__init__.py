@@ -10,7 +10,7 @@ from datagen.worlds.captions import captions_by_level, level_captions
 from datagen.worlds.clips import make_clip, render_clip
 from datagen.worlds.generate import FAMILIES, FAMILY_DEFAULTS, generate_world
 from datagen.worlds.materials import KINDS, Material
-from datagen.worlds.render import cast_depth, preview_image, render
+from datagen.worlds.render import cast_depth, preview_image, render, render_views
 from datagen.worlds.scene_graph import NUM_LEVELS, SceneNode
 from datagen.worlds.spec import WorldSpec
 from datagen.worlds.world import Lighting, Navigation, World
@@ -34,4 +34,5 @@ __all__ = [
     "preview_image",
     "render",
     "render_clip",
+    "render_views",
 ]

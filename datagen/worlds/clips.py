@@ -15,7 +15,7 @@ from datagen.anchors import global_point_cloud, render_anchors
 from datagen.clips import Clip, Provenance
 from datagen.trajectories.recipes import Recipe, make_recipe
 from datagen.worlds.ops import torch_threads
-from datagen.worlds.render import render
+from datagen.worlds.render import render_views
 from datagen.worlds.world import World
 from models.geometry import K_from_fov
 
@@ -56,12 +56,8 @@ def render_clip(
     frames = recipe.frame_ids
     c2w = poses[frames]
     Ks = np.repeat(np.asarray(K, np.float64)[None], len(frames), 0)
-    views = [
-        render(world, Ks[i], c2w[i], H, W, supersample, device=device) for i in range(len(frames))
-    ]
-    rgb = np.stack([v["rgb"] for v in views])
-    depth = np.stack([v["depth"] for v in views])
-    normals = np.stack([v["normals"] for v in views])
+    views = render_views(world, Ks, c2w, H, W, supersample, device=device)
+    rgb, depth, normals = views["rgb"], views["depth"], views["normals"]
     ref, tgt = recipe.ref_idx, recipe.target_idx
     max_points = 8 * H * W if max_points is None else max_points
     # exact depth: every valid pixel of the references, no voxel merging (datagen.anchors, the

@@ -164,8 +164,9 @@ class _Hits:
         self.uv, self.local = attrs[:, 3:5], attrs[:, 5:8]
 
 
-def _shade(world: World, h: _Hits, fx: float, shadows: bool) -> Tensor:
-    """Linear radiance ``[N, 3]`` for every ray of ``h``."""
+def _shade(world: World, h: _Hits, fx: float | Tensor, shadows: bool) -> Tensor:
+    """Linear radiance ``[N, 3]`` for every ray of ``h``; ``fx``: the focal length in pixels of
+    the ray grid, one number or one per ray ``[N]``."""
     device = h.t.device
     wt = _world_tensors(world, device)
     L = world.lighting
@@ -176,6 +177,8 @@ def _shade(world: World, h: _Hits, fx: float, shadows: bool) -> Tensor:
     if not h.idx.numel():
         return out
     ng, ns, pos, t = h.ng, h.ns, h.pos, h.t
+    if isinstance(fx, Tensor):
+        fx = take(fx, h.idx)
     fp = t / (fx * (h.cos.abs() / h.ray_len).clamp_min(0.25))
     table: MaterialTable = wt["table"]
     albedo = table.albedo(h.material, h.uv, h.local, pos, ns, fp, counts=h.counts)
@@ -249,28 +252,80 @@ def render(
         return _render(world, K, c2w, H, W, supersample, shadows, torch.device(device))
 
 
+MAX_BATCH_RAYS = 1 << 20  # render_views casts and shades at most this many rays at once
+
+
+def render_views(
+    world: World,
+    Ks,
+    c2ws,
+    H: int,
+    W: int,
+    supersample: int = 1,
+    *,
+    shadows: bool = True,
+    device: str | torch.device = "cpu",
+    threads: int | None = 1,
+) -> dict[str, np.ndarray]:
+    """``render`` of ``V`` views in one ray batch (one cast, one shading pass): the same pixels
+    as ``V`` calls of ``render``, with the per-call overheads paid once.
+
+    ``Ks`` ``[V, 3, 3]`` or one ``[3, 3]``, ``c2ws`` ``[V, 4, 4]``. Returns ``render``'s arrays
+    stacked: ``rgb`` ``[V, H, W, 3]``, ``depth`` / ``instance`` ``[V, H, W]``, ``normals``
+    ``[V, H, W, 3]``.
+    """
+    c2ws = _as_np(c2ws).reshape(-1, 4, 4)
+    Ks = _as_np(Ks)
+    Ks = np.broadcast_to(Ks, (len(c2ws), 3, 3)) if Ks.ndim == 2 else Ks
+    if len(Ks) != len(c2ws):
+        raise ValueError(f"{len(Ks)} intrinsics for {len(c2ws)} camera poses")
+    per_group = max(1, MAX_BATCH_RAYS // (H * W * int(supersample) ** 2))
+    parts = []
+    with torch_threads(threads if torch.device(device).type == "cpu" else None):
+        for a in range(0, len(c2ws), per_group):
+            b = a + per_group
+            parts.append(_render(world, Ks[a:b], c2ws[a:b], H, W, supersample, shadows,
+                                 torch.device(device)))  # fmt: skip
+    return {k: np.concatenate([part[k] for part in parts]) for k in parts[0]}
+
+
+def _rays(Ks: np.ndarray, c2ws: np.ndarray, H: int, W: int, s: int) -> np.ndarray:
+    return np.concatenate([camera_rays(K, c, H, W, s).reshape(-1, 6) for K, c in zip(Ks, c2ws)])
+
+
 def _render(world, K, c2w, H, W, supersample, shadows, device) -> dict[str, np.ndarray]:
+    """One view (``K [3, 3]``, ``c2w [4, 4]``) or ``V`` views (``[V, 3, 3]``, ``[V, 4, 4]``)."""
     s = int(supersample)
-    rays = camera_rays(K, c2w, H, W, s)
+    K, c2w = _as_np(K), _as_np(c2w)
+    single = c2w.ndim == 2
+    Ks, c2ws = (K[None], c2w[None]) if single else (K, c2w)
+    V = len(c2ws)
+    rays = _rays(Ks, c2ws, H, W, s)
     h = _Hits(world, rays, world.cast(rays), device)
-    lin = _shade(world, h, float(_as_np(K)[0, 0]) * s, shadows)
+    if V == 1:
+        fx = float(Ks[0, 0, 0]) * s
+    else:
+        fx = torch.from_numpy(np.repeat(Ks[:, 0, 0] * s, H * s * W * s).astype(np.float32))
+        fx = fx.to(device)
+    lin = _shade(world, h, fx, shadows)
     if s > 1:
-        lin = lin.view(H, s, W, s, 3).mean((1, 3))
-        rays = camera_rays(K, c2w, H, W, 1)
+        lin = lin.view(V, H, s, W, s, 3).mean((2, 4))
+        rays = _rays(Ks, c2ws, H, W, 1)
         h = _Hits(world, rays, world.cast(rays), device)
-    rgb = (_tonemap(lin).reshape(H, W, 3) * 255 + 0.5).clamp(0, 255).to(torch.uint8)
-    depth = torch.zeros(H * W, device=device)
-    normals = torch.zeros(H * W, 3, device=device)
-    instance = torch.zeros(H * W, dtype=torch.int32, device=device)
+    rgb = (_tonemap(lin).reshape(V, H, W, 3) * 255 + 0.5).clamp(0, 255).to(torch.uint8)
+    depth = torch.zeros(V * H * W, device=device)
+    normals = torch.zeros(V * H * W, 3, device=device)
+    instance = torch.zeros(V * H * W, dtype=torch.int32, device=device)
     put(depth, h.idx, h.t)
     put(normals, h.idx, h.ns)
     put(instance, h.idx, h.instance)
-    return {
+    out = {
         "rgb": rgb.cpu().numpy(),
-        "depth": depth.view(H, W).cpu().numpy(),
-        "normals": normals.view(H, W, 3).cpu().numpy(),
-        "instance": instance.view(H, W).cpu().numpy(),
+        "depth": depth.view(V, H, W).cpu().numpy(),
+        "normals": normals.view(V, H, W, 3).cpu().numpy(),
+        "instance": instance.view(V, H, W).cpu().numpy(),
     }
+    return {k: v[0] for k, v in out.items()} if single else out
 
 
 def preview_image(world: World, H: int = 256, W: int = 256, fov_deg: float = 70.0) -> np.ndarray:

@@ -10,7 +10,7 @@ import numpy as np
 import torch
 
 from datagen.worlds.generate import generate_world
-from datagen.worlds.render import render
+from datagen.worlds.render import render_views
 from datagen.worlds.spec import WorldSpec
 from datagen.worlds.world import World
 from models.geometry import K_from_fov
@@ -35,10 +35,10 @@ def render_frames(
     """``rgb`` uint8 ``[F, H, W, 3]``, ``depth`` ``[F, H, W]``, ``c2w`` ``[F, 4, 4]``, ``K``
     ``[3, 3]`` along the poses ``c2w``."""
     K = K_from_fov(fov_deg, H, W, dtype=torch.float64).numpy()
-    views = [render(world, K, c, H, W) for c in c2w]
+    views = render_views(world, K, c2w, H, W)
     return {
-        "rgb": np.stack([v["rgb"] for v in views]),
-        "depth": np.stack([v["depth"] for v in views]),
+        "rgb": views["rgb"],
+        "depth": views["depth"],
         "c2w": np.asarray(c2w),
         "K": K,
     }
