@@ -95,9 +95,9 @@ def refine_depth(
     if steps <= 0 or not weights.sum() > 0:
         return aligned.clone(), []
     dev = aligned.device
-    log_a = aligned.clamp_min(1e-12).log().float()
-    log_c = coarse.clamp_min(1e-12).log().float()
-    w = weights.float()
+    log_a = aligned.detach().clamp_min(1e-12).log().float()
+    log_c = coarse.detach().clamp_min(1e-12).log().float()
+    w = weights.detach().float()
     grids = [torch.zeros(1, 1, h, ww, device=dev, requires_grad=True)
              for h, ww in _pyramid_shapes(H, W)]  # fmt: skip
     opt = torch.optim.Adam(grids, lr=lr)
@@ -141,8 +141,10 @@ def register_depth(
             f"depth prediction {tuple(pred.value.shape)} and coarse depth "
             f"{tuple(coarse_depth.shape)} differ in size"
         )
-    w = reliability_weights(coarse_alpha, coarse_depth, min_alpha, edge_tol) * pred.mask()
-    x = pred.value
+    # registration never differentiates through the renderer or the estimator
+    coarse_depth, coarse_alpha = coarse_depth.detach(), coarse_alpha.detach()
+    w = reliability_weights(coarse_alpha, coarse_depth, min_alpha, edge_tol) * pred.mask().detach()
+    x = pred.value.detach()
     y = coarse_depth if pred.kind == "depth" else 1.0 / coarse_depth.clamp_min(1e-12)
     s, t = align_scale_shift(x, y, w, with_shift)
     lin = s * x.to(torch.float64) + t

@@ -106,3 +106,18 @@ def test_refine_depth_without_weight_or_steps_is_the_identity_and_errors_are_cle
         register_depth(DepthPrediction(d[:-1]), d, torch.ones(H, W))
     with pytest.raises(ValueError, match="depth kind"):
         DepthPrediction(d, "normals")
+
+
+def test_registration_ignores_autograd_history_of_its_inputs():
+    """Inputs that carry a graph (a differentiable render, an estimator run with grads on) are
+    registered as plain values: refinement runs its own optimisation without touching them."""
+    from models.worldgen.depth import DepthPrediction
+    from models.worldgen.registration import register_depth
+
+    g = torch.Generator().manual_seed(0)
+    coarse = (1.0 + torch.rand(16, 16, generator=g)).requires_grad_()
+    scale = torch.tensor(2.0, requires_grad=True)
+    pred = DepthPrediction(value=(coarse * scale + 0.0) / 2.5, kind="depth")
+    reg = register_depth(pred, coarse * 1.0, torch.ones(16, 16), steps=5)
+    assert not reg.depth.requires_grad
+    torch.testing.assert_close(reg.depth, coarse.detach(), atol=1e-2, rtol=1e-2)
