@@ -33,15 +33,7 @@ if str(REPO) not in sys.path:
 
 import torch  # noqa: E402
 
-from datagen.ingest.assemble import AnchorParams, clip_anchors  # noqa: E402
 from datagen.ingest.depth import MvsParams, clip_depths  # noqa: E402
-from datagen.ingest.plan import ClipPlan, VideoFrames  # noqa: E402
-from datagen.ingest.poses import clip_geometry, estimate_poses  # noqa: E402
-from datagen.ingest.sfm import ColmapEstimator, pycolmap_version  # noqa: E402
-from datagen.trajectories import sample_trajectory  # noqa: E402
-from datagen.worlds import WorldSpec, generate_world  # noqa: E402
-from datagen.worlds.video import render_frames  # noqa: E402
-from models.geometry import ate_rmse  # noqa: E402
 
 
 def best_of(fn, repeats: int):
@@ -65,7 +57,29 @@ def main() -> None:
     ap.add_argument("--mvs-threads", type=int, default=1)
     ap.add_argument("--sfm-threads", type=int, default=2)
     ap.add_argument("--out", default=str(REPO / "benchmarks" / "results" / "ingest.json"))
+    ap.add_argument(
+        "--save-geometry",
+        default=None,
+        help="after SfM, save the clip (rgb, K, c2w, sparse points) to this .npz and stop",
+    )
+    ap.add_argument(
+        "--geometry",
+        default=None,
+        help="MVS only, on a clip saved with --save-geometry (for a GPU machine without "
+        "open3d / pycolmap)",
+    )
     args = ap.parse_args()
+    if args.geometry:
+        return mvs_only(args)
+    from datagen.ingest.assemble import AnchorParams, clip_anchors
+    from datagen.ingest.plan import ClipPlan, VideoFrames
+    from datagen.ingest.poses import clip_geometry, estimate_poses
+    from datagen.ingest.sfm import ColmapEstimator, pycolmap_version
+    from datagen.trajectories import sample_trajectory
+    from datagen.worlds import WorldSpec, generate_world
+    from datagen.worlds.video import render_frames
+    from models.geometry import ate_rmse
+
     n, size = args.frames, args.size
 
     world = generate_world(WorldSpec(args.family, args.world_seed))
@@ -84,6 +98,11 @@ def main() -> None:
     geom, q, reason = clip_geometry(plan, vf, poses)
     if geom is None:
         raise SystemExit(f"SfM result rejected: {reason}")
+    if args.save_geometry:
+        arrays = {k: getattr(geom, k) for k in ("rgb", "K", "c2w", "points")}
+        np.savez_compressed(args.save_geometry, **arrays, world=world.id)
+        print(f"saved the clip's geometry to {args.save_geometry}")
+        return
     extent = float(np.linalg.norm(np.ptp(gt["c2w"][:, :3, 3], axis=0)))
     ate = ate_rmse(torch.from_numpy(geom.c2w), torch.from_numpy(gt["c2w"]))  # metres (Sim(3))
 
@@ -138,6 +157,39 @@ def main() -> None:
     for k, v in rows.items():
         print(f"{k:<10} {v['device']:<24} {v['best_s']:8.2f} s")
     print(f"CPU total {cpu_total:.1f} s per {n}-frame clip at {size}x{size}; written {args.out}")
+
+
+def mvs_only(args) -> None:
+    """Time ``clip_depths`` on a saved clip on each of ``--devices``; JSON like ``main``'s."""
+    g = np.load(args.geometry)
+    rgb, K, c2w, points = g["rgb"], g["K"], g["c2w"], g["points"]
+    mvs = MvsParams(cpu_threads=args.mvs_threads)
+    rows = {}
+    for dev in args.devices.split(","):
+        if dev.startswith("cuda") and not torch.cuda.is_available():
+            continue
+        if dev.startswith("cuda"):
+            clip_depths(rgb, K, c2w, points, mvs, device=dev)
+            torch.cuda.synchronize()
+        s, all_s, (_d, _c, stats) = best_of(
+            lambda dev=dev: clip_depths(rgb, K, c2w, points, mvs, device=dev), args.repeats
+        )
+        rows[f"mvs_{dev}"] = {
+            "device": torch.cuda.get_device_name() if dev.startswith("cuda") else "cpu",
+            "best_s": s,
+            "all_s": all_s,
+            "per_frame_ms": 1000 * s / len(rgb),
+            "depth_coverage": stats["depth_coverage"],
+        }
+        print(f"mvs_{dev:<6} {rows[f'mvs_{dev}']['device']:<24} {s:8.3f} s per clip")
+    report = {
+        "config": vars(args),
+        "scene": {"world": str(g["world"]), "frames": len(rgb), "size": list(rgb.shape[1:3])},
+        "machine": {"python": platform.python_version(), "torch": torch.__version__},
+        "stages": rows,
+    }
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(report, indent=2) + "\n")
 
 
 if __name__ == "__main__":
