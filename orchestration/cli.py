@@ -8,9 +8,12 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 
 from orchestration.cli_ingest import add_ingest_commands, demo_ingest
+from orchestration.cli_worldgen import add_worldgen_commands
 from orchestration.home import GPU_POOL, prepare_dagster_home, project_home
+from orchestration.summary import format_table, summary_rows
 
 QUIET_LOGS = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 
@@ -73,6 +76,13 @@ DEMO_CLIPS = {
 }
 
 
+# LaLRM demo data: 32x32 frames, 2 seen + 2 unseen views, one clip per step
+DEMO_LALRM_DATA = [
+    "--data.init_args.task_config="
+    "{num_context: 9, stride: 1, num_seen: 2, num_unseen: 2, height: 32, width: 32}",
+    "--data.init_args.batch_size=1",
+]
+
 # Tiny training runs for the demo: about 1.5 min of CPU in all (one thread per run: two threads
 # per process stall each other on a shared 2-core machine).
 DEMO_TRAINING = {
@@ -83,8 +93,36 @@ DEMO_TRAINING = {
         "overrides": ["--data.init_args.batch_size=1"],
     },
     "camera_video_model": {"size": "tiny", "max_steps": 20, "overrides": []},
+    # the frame-model chain (docs/frame-model.md); synthetic sets only after stage I: the demo's
+    # real clips (128²) and synthetic clips (64²) cannot share a batch
+    "frame_model_stage1": {"size": "tiny", "max_steps": 20, "overrides": [], "preview_steps": 10},
+    "frame_model_stage2": {
+        "size": "tiny",
+        "max_steps": 20,
+        "overrides": [],
+        "include_real": False,
+        "preview_steps": 10,
+    },
+    "frame_model_synthetic_ft": {"size": "tiny", "max_steps": 4, "overrides": []},
+    "teacher_pairs": {"num_pairs": 8, "steps": 10, "include_real": False},
+    "frame_model_stage3": {"size": "tiny", "max_steps": 4, "overrides": [], "include_real": False},
+    "frame_model_eval": {"teacher_steps": 10, "max_clips": 2},
+    # LaLRM (docs/lalrm.md): both stages on DEMO_LALRM_DATA
+    "lalrm_stage1": {"size": "tiny", "max_steps": 10, "overrides": DEMO_LALRM_DATA},
+    "lalrm_stage2": {"size": "tiny", "max_steps": 5, "overrides": DEMO_LALRM_DATA},
+    "lalrm_eval": {"max_clips": 2, "max_unseen": 4, "flythrough_frames": 24},
 }
 DEMO_LAUNCHER = {"config": {"cpu_threads": 1, "report_every_s": 10.0}}
+
+# generated out-of-domain videos: 2 videos of 9 frames from demo-world renders, 4 DDIM steps
+DEMO_BATCH = "demo"
+DEMO_GENERATION = {"num_videos": 2, "steps": 4, "guidance_scale": 1.0, "device": "cpu"}
+
+# the demo world: 3 levels (zoom ×2 each) grown from a 64² preview of the first demo world
+DEMO_WORLD_SIZE = 64
+DEMO_WORLD_LEVELS = 3
+DEMO_WORLD_REQUEST = {"p": 2, "steps": 10, "size": DEMO_WORLD_SIZE, "seed": 0}
+DEMO_WORLD_RUN = {"frames_per_level": 6, "orbit_frames": 6, "fit_steps": 10, "refine_steps": 30}
 
 
 def register_worlds(instance, specs) -> list[str]:
@@ -156,9 +194,93 @@ def _latest_uri(instance, key: str) -> str | None:
     return getattr(value, "value", None)
 
 
+def _downstream_of_generation(defs) -> set[str]:
+    """Assets that need the generated videos (LaLRM stage 2 and what follows it)."""
+    from dagster import AssetSelection
+
+    graph = defs.resolve_asset_graph()
+    down = AssetSelection.assets("generated_shards").downstream().resolve(graph)
+    return {k.to_user_string() for k in down}
+
+
+def _run_demo_assets(defs, run, keys: set[str]) -> None:
+    from dagster import AssetKey
+
+    if not keys:
+        return
+    ops = {key: {"config": DEMO_TRAINING[key]} for key in keys if key in DEMO_TRAINING}
+    run(
+        defs.resolve_job_def("demo"),
+        asset_selection=[AssetKey(key) for key in sorted(keys)],
+        run_config={"ops": ops, "resources": {"launcher": DEMO_LAUNCHER}},
+    )
+
+
+def demo_generation(instance, run, defs, force: bool) -> None:
+    """One `generation_batches` partition ("demo") sampled with the tiny camera-guided model."""
+    from assets.partitions import GENERATION_BATCHES
+
+    batch = DEMO_BATCH
+    if batch not in set(instance.get_dynamic_partitions(GENERATION_BATCHES.name)):
+        instance.add_dynamic_partitions(GENERATION_BATCHES.name, [batch])
+    elif not force and _materialized(instance, "generated_shards", batch):
+        print(f"generate_videos [{batch}]: already materialized (--force to redo)")
+        return
+    run(
+        defs.resolve_job_def("generate_videos"),
+        partition_key=batch,
+        run_config={"ops": {"generated_videos": {"config": DEMO_GENERATION}}},
+    )
+
+
+def demo_world(instance, run, defs, force: bool) -> None:
+    """A three-level world request from a demo world's preview and its per-level captions."""
+    import io
+
+    from PIL import Image
+
+    from assets.partitions import WORLD_REQUESTS
+    from datagen.store import store_from_env
+    from datagen.world_requests import WorldRequest, save_request
+    from datagen.worlds import generate_world
+    from datagen.worlds.catalog import demo_specs
+    from datagen.worlds.render import preview_image
+
+    spec = demo_specs()[0]
+    world = generate_world(spec)
+    buf = io.BytesIO()
+    Image.fromarray(preview_image(world, DEMO_WORLD_SIZE, DEMO_WORLD_SIZE)).save(buf, "PNG")
+    prompts = world.captions()[:DEMO_WORLD_LEVELS]
+    request = WorldRequest(prompts, **DEMO_WORLD_REQUEST)
+    rid = save_request(store_from_env(), buf.getvalue(), ".png", request)
+    if rid not in set(instance.get_dynamic_partitions(WORLD_REQUESTS.name)):
+        instance.add_dynamic_partitions(WORLD_REQUESTS.name, [rid])
+    elif not force and _materialized(instance, "generated_worlds", rid):
+        print(f"generate_world [{rid}]: already materialized (--force to redo)")
+        return
+    run(
+        defs.resolve_job_def("generate_world"),
+        partition_key=rid,
+        run_config={"ops": {"generated_worlds": {"config": DEMO_WORLD_RUN}}},
+    )
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
+    started = time.monotonic()
     prepare_dagster_home()
-    from dagster import AssetKey, DagsterInstance
+    # training subprocesses log to their run folders only (the failure message quotes the log)
+    quiet = "WONDERFORGE_QUIET_RUNS" not in os.environ
+    if quiet:
+        os.environ["WONDERFORGE_QUIET_RUNS"] = "1"
+    try:
+        return _demo(args, started)
+    finally:
+        if quiet:
+            os.environ.pop("WONDERFORGE_QUIET_RUNS", None)
+
+
+def _demo(args: argparse.Namespace, started: float) -> int:
+    from dagster import DagsterInstance
 
     from datagen.worlds.catalog import demo_specs
     from orchestration.definitions import defs
@@ -191,24 +313,29 @@ def cmd_demo(args: argparse.Namespace) -> int:
     )
     selection, trained = _demo_selection(instance, defs, args.force)
     summary["materialized"].update({key: _latest_uri(instance, key) for key in sorted(trained)})
-    ops = {key: {"config": DEMO_TRAINING[key]} for key in selection if key in DEMO_TRAINING}
-    _run(
-        instance,
-        defs.resolve_job_def("demo"),
-        summary,
-        progress_printer,
-        asset_selection=[AssetKey(key) for key in sorted(selection)],
-        run_config={"ops": ops, "resources": {"launcher": DEMO_LAUNCHER}},
-    )
+    after = _downstream_of_generation(defs)
+    run = lambda job, **kw: _run(instance, job, summary, progress_printer, **kw)  # noqa: E731
+    # 1. training on benchmark clips (everything that does not need generated videos)
+    _run_demo_assets(defs, run, selection - after)
+    # 2. generated out-of-domain videos (LaLRM stage 2's data), one `generation_batches` partition
+    if not summary["failed_runs"]:
+        demo_generation(instance, run, defs, args.force)
+    # 3. what trains or evaluates on them
+    if not summary["failed_runs"]:
+        _run_demo_assets(defs, run, selection & after)
+    # 4. a three-level world from one image, with the checkpoints just published
+    if not summary["failed_runs"]:
+        demo_world(instance, run, defs, args.force)
     print()
     if summary["failed_runs"]:
         print(f"demo FAILED in: {', '.join(summary['failed']) or 'run setup'}", file=sys.stderr)
         for run_id in summary["failed_runs"]:
             print(f"  full logs: `make ui`, then Runs → {run_id}", file=sys.stderr)
         return 1
-    print("demo finished. Outputs:")
-    for key, uri in summary["materialized"].items():
-        print(f"  {key:<48} {uri or ''}")
+    print(f"demo finished in {time.monotonic() - started:.0f} s.\n")
+    keys = [k.to_user_string() for k in defs.resolve_asset_graph().toposorted_asset_keys]
+    print(format_table(summary_rows(instance, keys)))
+    print()
     print(f"  {'artifact store':<48} {_store_description()}")
     print(f"  {'dagster home (sqlite runs)':<48} {os.environ['DAGSTER_HOME']}")
     print("  browse them with `make ui`")
@@ -266,6 +393,7 @@ def build_parser() -> argparse.ArgumentParser:
     ui.add_argument("--port", type=int, default=3000)
     ui.set_defaults(func=cmd_ui)
     add_ingest_commands(sub)
+    add_worldgen_commands(sub)
     return parser
 
 

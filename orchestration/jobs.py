@@ -36,4 +36,20 @@ ingest_video_job = dg.define_asset_job(
     tags={"wonderforge/kind": "data"},
 )
 
-JOBS = [synthetic_data_job, demo_job, ingest_video_job]
+generate_videos_job = dg.define_asset_job(
+    name="generate_videos",
+    selection=dg.AssetSelection.assets("generated_videos", "generated_shards"),
+    description="One `generation_batches` partition: sample videos with the latest camera-guided "
+    "video model, then write them as the `generated` shard set shards/generated/<batch>/.",
+    tags={"wonderforge/kind": "data"},
+)
+
+generate_world_job = dg.define_asset_job(
+    name="generate_world",
+    selection=dg.AssetSelection.assets("generated_worlds"),
+    description="One `world_requests` partition: grow a multi-scale world from the request's image "
+    "and prompts with the latest published checkpoints.",
+    tags={"wonderforge/kind": "inference"},
+)
+
+JOBS = [synthetic_data_job, demo_job, ingest_video_job, generate_videos_job, generate_world_job]

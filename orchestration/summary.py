@@ -101,5 +101,5 @@ def format_table(rows: list[Row]) -> str:
             f"{r.metrics:<{widths[2]}}  {r.uri}".rstrip()
         )
         if i == 0:
-            lines.append("-" * (sum(widths) + 4 + max(len(r.uri) for r in table) + 2))
+            lines.append("-" * min(sum(widths) + 4 + max(len(r.uri) for r in table) + 2, 100))
     return "\n".join(lines)

@@ -3,12 +3,14 @@
 The launcher wraps every training command in this so that (a) the output still reaches the
 parent's stdout (Dagster's compute log), (b) a failure can quote the log's tail, and (c) SIGINT /
 SIGTERM sent to this process (Pipes' `forward_termination`) reach the command. The log ends with
-an `[exit code N]` line. Standard library only: it starts in milliseconds.
+an `[exit code N]` line. Standard library only: it starts in milliseconds. With
+`WONDERFORGE_QUIET_RUNS=1` (the demo sets it) the output goes to the log file only.
 """
 
 from __future__ import annotations
 
 import collections
+import os
 import re
 import signal
 import subprocess
@@ -16,6 +18,7 @@ import sys
 from pathlib import Path
 
 EXIT_LINE = re.compile(rb"^\[exit code (-?\d+)\]$")
+QUIET_ENV = "WONDERFORGE_QUIET_RUNS"
 
 
 def run_logged(command: list[str], log_path: str | Path) -> int:
@@ -30,11 +33,13 @@ def run_logged(command: list[str], log_path: str | Path) -> int:
                 child.send_signal(signum)
 
         previous = {sig: signal.signal(sig, forward) for sig in (signal.SIGINT, signal.SIGTERM)}
+        quiet = os.environ.get(QUIET_ENV, "") not in ("", "0")
         try:
             out = sys.stdout.buffer
             while chunk := child.stdout.read1(1 << 16):
-                out.write(chunk)
-                out.flush()
+                if not quiet:
+                    out.write(chunk)
+                    out.flush()
                 log.write(chunk)
                 log.flush()
             code = child.wait()
