@@ -18,6 +18,7 @@ import dagster as dg
 import numpy as np
 from pydantic import Field
 
+from assets.automation import CHEAP_DERIVED
 from assets.checks import shard_integrity_spec
 from assets.partitions import GENERATION_BATCHES
 from assets.shard_sets import ShardSetConfig, publish_clip_objects
@@ -184,6 +185,7 @@ def generated_videos(
 
 
 @dg.asset(
+    automation_condition=CHEAP_DERIVED,
     partitions_def=GENERATION_BATCHES,
     deps=[generated_videos],
     group_name="data",

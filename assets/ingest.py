@@ -14,6 +14,7 @@ from pathlib import Path
 import dagster as dg
 import numpy as np
 
+from assets.automation import CHEAP_DERIVED
 from assets.checks import shard_integrity_spec
 from assets.partitions import VIDEOS
 from assets.shard_sets import ShardSetConfig, publish_clip_objects
@@ -457,6 +458,7 @@ def point_cloud_renders(
 
 
 @dg.asset(
+    automation_condition=CHEAP_DERIVED,
     partitions_def=VIDEOS,
     deps=[point_cloud_renders],
     group_name="ingest",

@@ -17,6 +17,37 @@ class ShardSetConfig(dg.Config):
     target_shard_mb: int = 256
 
 
+def write_clip_objects(
+    store: ArtifactStore,
+    clip_keys: list[str],
+    prefix: str,
+    dataset: str,
+    partition: str,
+    config: ShardSetConfig,
+    extra_metadata: dict | None = None,
+) -> dict:
+    """Write the clips (sorted by key) as the set under `prefix`; return its materialization
+    metadata (manifest URI, counts, write id, `extra_metadata`)."""
+    manifest = write_shard_set(
+        store,
+        prefix,
+        (read_clip_object(store, key) for key in sorted(clip_keys)),
+        dataset=dataset,
+        partition=partition,
+        options=EncodeOptions(rgb_format=config.rgb_format, jpeg_quality=config.jpeg_quality),
+        target_shard_bytes=config.target_shard_mb * 2**20,
+        progress=False,
+    )
+    return {
+        "uri": dg.MetadataValue.url(store.uri(f"{prefix}/manifest.json")),
+        "samples": manifest.num_samples,
+        "shards": len(manifest.shardlist),
+        "bytes": manifest.num_bytes,
+        "write_id": manifest.write_id,
+        **(extra_metadata or {}),
+    }
+
+
 def publish_clip_objects(
     store: ArtifactStore,
     clip_keys: list[str],
@@ -28,24 +59,8 @@ def publish_clip_objects(
 ) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:
     """Write the clips (sorted by key) as the set under `prefix`; yield the materialization
     (manifest URI, counts) and the `shard_integrity` check result."""
-    manifest = write_shard_set(
-        store,
-        prefix,
-        (read_clip_object(store, key) for key in sorted(clip_keys)),
-        dataset=dataset,
-        partition=partition,
-        options=EncodeOptions(rgb_format=config.rgb_format, jpeg_quality=config.jpeg_quality),
-        target_shard_bytes=config.target_shard_mb * 2**20,
-        progress=False,
+    metadata = write_clip_objects(
+        store, clip_keys, prefix, dataset, partition, config, extra_metadata
     )
-    yield dg.MaterializeResult(
-        metadata={
-            "uri": dg.MetadataValue.url(store.uri(f"{prefix}/manifest.json")),
-            "samples": manifest.num_samples,
-            "shards": len(manifest.shardlist),
-            "bytes": manifest.num_bytes,
-            "write_id": manifest.write_id,
-            **(extra_metadata or {}),
-        }
-    )
+    yield dg.MaterializeResult(metadata=metadata)
     yield shard_integrity_result(store, [prefix])

@@ -1,13 +1,19 @@
-"""Synthetic data: procedural worlds -> rendered clips -> shard sets (one partition per world)."""
+"""Synthetic data: procedural worlds -> rendered clips -> shard sets (one partition per world).
+
+Each asset handles a partition key range (a backfill batch of `WORLD_BATCHES`): it loops over
+`context.partition_keys`; a one-world run records that world's metadata, a batch records the
+per-world summaries under `worlds` plus the first world's preview.
+"""
 
 import tempfile
 from pathlib import Path
 
 import dagster as dg
 
-from assets.checks import shard_integrity_spec
+from assets.automation import CHEAP_DERIVED, WORLD_BATCHES
+from assets.checks import shard_integrity_result, shard_integrity_spec
 from assets.partitions import WORLDS
-from assets.shard_sets import ShardSetConfig, publish_clip_objects
+from assets.shard_sets import ShardSetConfig, write_clip_objects
 from datagen.previews import clip_contact_sheet, png_markdown
 from datagen.shards import (
     write_clip_object,
@@ -41,8 +47,28 @@ def _clip_keys(store: ArtifactStore, world_id: str) -> list[str]:
     return [k for k in store.list(f"{CLIPS_PREFIX}/{world_id}") if k.endswith(".tar")]
 
 
+def batch_metadata(per_world: dict[str, dict]) -> dict:
+    """Materialization metadata of a run over `per_world` (world id -> that world's metadata):
+    the world's own metadata for one world; for a batch, `partitions`, the per-world scalar
+    fields and URIs as JSON under `worlds`, and the first world's preview."""
+    if len(per_world) == 1:
+        return next(iter(per_world.values()))
+    summaries = {
+        world: {
+            name: getattr(value, "value", value)
+            for name, value in meta.items()
+            if isinstance(value, int | float | str | dg.UrlMetadataValue)
+        }
+        for world, meta in per_world.items()
+    }
+    first = next(iter(per_world.values()))
+    preview = {"preview": first["preview"]} if "preview" in first else {}
+    return {"partitions": len(per_world), "worlds": dg.MetadataValue.json(summaries), **preview}
+
+
 @dg.asset(
     partitions_def=WORLDS,
+    backfill_policy=WORLD_BATCHES,
     group_name="data",
     kinds={"python", "open3d"},
     code_version="1",
@@ -52,27 +78,34 @@ def _clip_keys(store: ArtifactStore, world_id: str) -> list[str]:
 def synthetic_worlds(
     context: dg.AssetExecutionContext, store: dg.ResourceParam[ArtifactStore]
 ) -> dg.MaterializeResult:
-    world_id = context.partition_key
+    per_world = {}
+    for world_id in context.partition_keys:
+        per_world[world_id] = _generate_world(store, world_id)
+        context.log.info(f"generated {world_id}")
+    return dg.MaterializeResult(metadata=batch_metadata(per_world))
+
+
+def _generate_world(store: ArtifactStore, world_id: str) -> dict:
+    """Generate the registered world, store its description JSON and preview; its metadata."""
     world = generate_world(load_spec(store, world_id))
     description = world.describe()
     preview = preview_image(world, 192, 192)
     store.put_json(f"worlds/{world_id}/world.json", description)
     store.put_bytes(f"worlds/{world_id}/preview.png", encode_png(preview, 6))
     captions = "\n".join(f"{i}. {c}" for i, c in enumerate(description["captions"]))
-    return dg.MaterializeResult(
-        metadata={
-            "uri": dg.MetadataValue.url(store.uri(f"worlds/{world_id}/world.json")),
-            "family": world.spec.family,
-            "spec": dg.MetadataValue.json(world.spec.to_dict()),
-            "captions": dg.MetadataValue.md(captions),
-            "triangles": world.num_triangles,
-            "preview": dg.MetadataValue.md(png_markdown(preview, world_id)),
-        }
-    )
+    return {
+        "uri": dg.MetadataValue.url(store.uri(f"worlds/{world_id}/world.json")),
+        "family": world.spec.family,
+        "spec": dg.MetadataValue.json(world.spec.to_dict()),
+        "captions": dg.MetadataValue.md(captions),
+        "triangles": world.num_triangles,
+        "preview": dg.MetadataValue.md(png_markdown(preview, world_id)),
+    }
 
 
 @dg.asset(
     partitions_def=WORLDS,
+    backfill_policy=WORLD_BATCHES,
     deps=[synthetic_worlds],
     group_name="data",
     kinds={"python", "open3d"},
@@ -86,7 +119,12 @@ def synthetic_clips(
     config: SyntheticClipsConfig,
     store: dg.ResourceParam[ArtifactStore],
 ) -> dg.MaterializeResult:
-    world_id = context.partition_key
+    per_world = {w: _render_clips(context, config, store, w) for w in context.partition_keys}
+    return dg.MaterializeResult(metadata=batch_metadata(per_world))
+
+
+def _render_clips(context, config: SyntheticClipsConfig, store: ArtifactStore, world_id: str):
+    """Render the world's clips (replacing earlier ones) with their camera files; its metadata."""
     world = generate_world(load_spec(store, world_id))
     store.delete_prefix(f"{CLIPS_PREFIX}/{world_id}")
     plan = [("worldfm", i, {}) for i in range(config.worldfm_clips)] + [
@@ -121,17 +159,15 @@ def synthetic_clips(
         frames += clip.num_frames
         preview = preview if preview is not None else clip_contact_sheet(clip)
         context.log.info(f"rendered {clip.key}: {clip.num_frames} frames")
-    return dg.MaterializeResult(
-        metadata={
-            "clips": len(plan),
-            "frames": frames,
-            "bytes": total_bytes,
-            "uri": dg.MetadataValue.url(store.uri(f"{CLIPS_PREFIX}/{world_id}")),
-            "preview": dg.MetadataValue.md(png_markdown(preview, "rgb / depth / anchors"))
-            if preview is not None
-            else "no clips",
-        }
-    )
+    return {
+        "clips": len(plan),
+        "frames": frames,
+        "bytes": total_bytes,
+        "uri": dg.MetadataValue.url(store.uri(f"{CLIPS_PREFIX}/{world_id}")),
+        "preview": dg.MetadataValue.md(png_markdown(preview, "rgb / depth / anchors"))
+        if preview is not None
+        else "no clips",
+    }
 
 
 def export_realestate10k_to_store(store: ArtifactStore, key: str, clip) -> None:
@@ -148,6 +184,8 @@ def export_realestate10k_to_store(store: ArtifactStore, key: str, clip) -> None:
 
 @dg.asset(
     partitions_def=WORLDS,
+    backfill_policy=WORLD_BATCHES,
+    automation_condition=CHEAP_DERIVED,
     deps=[synthetic_clips],
     group_name="data",
     kinds={"webdataset"},
@@ -161,10 +199,20 @@ def synthetic_shards(
     config: ShardSetConfig,
     store: dg.ResourceParam[ArtifactStore],
 ):
-    world_id = context.partition_key
-    keys = _clip_keys(store, world_id)
-    if not keys:
-        raise ValueError(f"no clips under {store.uri(f'{CLIPS_PREFIX}/{world_id}')}")
-    yield from publish_clip_objects(
-        store, keys, f"{SHARDS_PREFIX}/{world_id}", "synthetic", world_id, config
-    )
+    worlds = context.partition_keys
+    for world_id in worlds:  # fail before writing anything if a world has no clips
+        if not _clip_keys(store, world_id):
+            raise ValueError(f"no clips under {store.uri(f'{CLIPS_PREFIX}/{world_id}')}")
+    per_world = {
+        world_id: write_clip_objects(
+            store,
+            _clip_keys(store, world_id),
+            f"{SHARDS_PREFIX}/{world_id}",
+            "synthetic",
+            world_id,
+            config,
+        )
+        for world_id in worlds
+    }
+    yield dg.MaterializeResult(metadata=batch_metadata(per_world))
+    yield shard_integrity_result(store, [f"{SHARDS_PREFIX}/{w}" for w in worlds])

@@ -3,7 +3,8 @@
 Each materialization trains a new version out of process (`TrainingLauncher`, Dagster Pipes),
 published by `PublishCheckpoint` under `checkpoints/<model>/<version>/`, then promoted to
 `checkpoints/<model>/latest.json`. Metadata: the checkpoint URI, version, metrics, training
-seconds, the shard manifests trained on (lineage) and, for the VAEs, a reconstruction preview.
+seconds, the shard manifests trained on (lineage), a loss-curve plot (`loss_curve`, PNG of the
+run's train/* metrics vs step) and, for the VAEs, a reconstruction preview.
 """
 
 import json
@@ -19,6 +20,7 @@ from datagen.shards import manifest_key, published_sets
 from datagen.store import ArtifactStore
 from training.config_files import config_path
 from training.launch import LaunchedRun, TrainingFailed, TrainingLauncher
+from training.loss_curves import loss_curve_image, run_metric_series
 from training.publish import INDEX, fetch_published
 from training.registry import (
     LATEST,
@@ -129,8 +131,24 @@ def train(
     }
     if "train/loss" in metrics:
         metadata["loss"] = metrics["train/loss"]
+    metadata.update(loss_curve_metadata(context, run))
     context.log.info(f"{model} {version} published to {store.uri(prefix)} and promoted to latest")
     return run, index, metadata
+
+
+def loss_curve_metadata(context, run: LaunchedRun) -> dict:
+    """`loss_curve`: the run's train/* metrics vs step as an inline PNG ({} if nothing was logged
+    or the plot fails: a plot never fails a finished training)."""
+    try:
+        series = run_metric_series(run.run_dir, run.progress)
+        if not series:
+            context.log.info(f"{run.model}: no train/* metrics logged, no loss curve")
+            return {}
+        image = loss_curve_image(series)
+    except Exception as error:
+        context.log.warning(f"no loss curve: {type(error).__name__}: {error}")
+        return {}
+    return {"loss_curve": dg.MetadataValue.md(png_markdown(image, f"{run.model} loss curves"))}
 
 
 def _resumable_version(context, store, launcher, model: str, spec: dict) -> str | None:

@@ -15,6 +15,7 @@ from assets import (
 from assets.checkpoint_checks import checkpoint_checks
 from orchestration.jobs import JOBS
 from orchestration.resources import artifact_store, training_launcher
+from orchestration.schedules import SCHEDULES
 from orchestration.sensors import SENSORS
 from orchestration.sensors_worldgen import WORLDGEN_SENSORS
 
@@ -49,6 +50,7 @@ defs = dg.Definitions(
     ),
     asset_checks=CHECKPOINT_CHECKS,
     jobs=JOBS,
+    schedules=SCHEDULES,
     sensors=[*SENSORS, *WORLDGEN_SENSORS],
     resources={"store": artifact_store, "launcher": training_launcher},
 )

@@ -56,3 +56,35 @@ def test_partition_materializes_clips_and_shards(env):
     done = instance.get_materialized_partitions(dg.AssetKey("synthetic_shards"))
     assert done == {world_id}
     assert set(instance.get_dynamic_partitions(WORLDS.name)) == {world_id, second}
+
+
+def _counts(instance, world_ids) -> dict:
+    """Materializations per (asset, world) of the three synthetic assets."""
+    return {
+        (name, world_id): len(
+            instance.fetch_materializations(
+                dg.AssetRecordsFilter(asset_key=dg.AssetKey(name), asset_partitions=[world_id]),
+                limit=10,
+            ).records
+        )
+        for name in ("synthetic_worlds", "synthetic_clips", "synthetic_shards")
+        for world_id in world_ids
+    }
+
+
+def test_adding_a_partition_runs_only_that_partition(env):
+    instance = dg.DagsterInstance.ephemeral()
+    first, second = register_worlds(instance, [WorldSpec("tabletop", 3), WorldSpec("tabletop", 4)])
+    job = defs.resolve_job_def("synthetic_data")
+    assert job.execute_in_process(instance=instance, partition_key=first, run_config=TINY).success
+    before = _counts(instance, [first, second])
+    assert set(before.values()) <= {0, 1} and before[("synthetic_shards", first)] == 1
+
+    (third,) = register_worlds(instance, [WorldSpec("tabletop", 5)])
+    result = job.execute_in_process(instance=instance, partition_key=third, run_config=TINY)
+    assert result.success
+    assert {e.partition for e in result.get_asset_materialization_events()} == {third}
+    assert _counts(instance, [first, second]) == before  # the others did not run again
+    assert all(n == 1 for n in _counts(instance, [third]).values())
+    assert before[("synthetic_shards", second)] == 0  # registered but never requested
+    assert load_manifest(env, f"shards/synthetic/{third}").num_samples == 1

@@ -17,6 +17,7 @@ from orchestration.resources import artifact_store, training_launcher
 from tests.fixtures.clips import make_clip
 from training import registry
 from training.launch import TrainingLauncher
+from training.loss_curves import csv_metric_series
 from training.runlog import exit_code, tail
 
 TINY = {
@@ -25,6 +26,7 @@ TINY = {
     "overrides": [
         "--data.init_args.task_config={frames_per_clip: 2, height: 32, width: 32}",
         "--data.init_args.batch_size=2",
+        "--trainer.log_every_n_steps=1",  # metrics.csv gets a row per step (the loss curve)
     ],
 }
 
@@ -71,6 +73,10 @@ def test_image_vae_trains_publishes_and_promotes(home):
     assert metadata["training_seconds"] > 0
     assert metadata["preview"].startswith("![originals / reconstructions](data:image/png;base64,")
     assert 0 < metadata["preview_psnr"] < 100
+    run_dir = home.root.parent / "runs" / "image_vae" / version
+    assert [s for s, _ in csv_metric_series(run_dir)["train/loss"]] == [0, 1]  # from metrics.csv
+    curve = metadata["loss_curve"]
+    assert curve.startswith("![image_vae loss curves](data:image/png;base64,iVBORw0KGgo")
     assert event.materialization.tags["dagster/data_version"] == version
     log = home.root.parent / "runs" / "image_vae" / version / "train.log"
     assert exit_code(log) == 0 and "max_steps=2" in log.read_text()
