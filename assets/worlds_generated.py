@@ -52,6 +52,7 @@ class GeneratedWorldConfig(dg.Config):
         "default: the registry's latest",
     )
     device: str = Field("", description="cuda | cpu (default: cuda when available)")
+    cpu_threads: int = Field(1, description="torch threads when running on the CPU")
     frames_per_level: int = Field(12, description="zoom video frames per level")
     orbit_frames: int = Field(16, description="frames of each level's orbit video")
     fit_steps: int = Field(20, description="Adam steps fitting new surfels")
@@ -126,8 +127,9 @@ def generated_worlds(
         with tempfile.TemporaryDirectory(prefix="wonderforge-world-") as tmp:
             out = Path(tmp) / "world"
             source = store.uri(f"{request_prefix(rid)}/{request.image}")
-            generate(image, request.prompts, out, options, dict(config.checkpoints) or None,
-                     store, source=source)  # fmt: skip
+            with _cpu_threads(options.device, config.cpu_threads):
+                generate(image, request.prompts, out, options, dict(config.checkpoints) or None,
+                         store, source=source)  # fmt: skip
             manifest = read_manifest(out)
             uris = upload_world(store, out, prefix)
             preview = png_markdown(_png(out / manifest["preview"]), "levels / rendered views")
@@ -153,6 +155,19 @@ def generated_worlds(
             "generate_seconds": manifest["generate_seconds"],
         },
     )
+
+
+def _cpu_threads(device: str, threads: int):
+    """One torch thread on the CPU by default: two threads per process on a loaded 2-core
+    machine oversubscribe it (the orbit renders slowed ~10x in a test run)."""
+    import contextlib
+
+    import torch
+
+    from training.previews import torch_threads
+
+    on_cpu = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu")).type == "cpu"
+    return torch_threads(threads) if on_cpu else contextlib.nullcontext()
 
 
 def _png(path: Path):

@@ -122,7 +122,7 @@ DEMO_GENERATION = {"num_videos": 2, "steps": 4, "guidance_scale": 1.0, "device":
 DEMO_WORLD_SIZE = 64
 DEMO_WORLD_LEVELS = 3
 DEMO_WORLD_REQUEST = {"p": 2, "steps": 10, "size": DEMO_WORLD_SIZE, "seed": 0}
-DEMO_WORLD_RUN = {"frames_per_level": 6, "orbit_frames": 6, "fit_steps": 10, "refine_steps": 30}
+DEMO_WORLD_RUN = {"frames_per_level": 4, "orbit_frames": 4, "fit_steps": 10, "refine_steps": 30}
 
 
 def register_worlds(instance, specs) -> list[str]:
