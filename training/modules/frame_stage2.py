@@ -44,6 +44,7 @@ from training.modules.frame_common import (
     local_folder,
     save_frame_export,
 )
+from training.sharding import consolidate_for_export, unsharded_copy
 
 
 @dataclass
@@ -191,12 +192,22 @@ class FrameModelModule(L.LightningModule):
 
     # ---- export ------------------------------------------------------------------------------
 
+    def on_train_end(self) -> None:
+        """Under FSDP: gather the full DiT weights onto rank 0 for ``export_pretrained`` (every
+        rank takes part; ``training.sharding``)."""
+        self._export_state = consolidate_for_export(self, "dit.")
+
     def export_pretrained(self, directory: str | Path) -> dict:
         """The frame-model export (stage 2); returns publish metadata."""
         hp = self.hparams
+        dit = unsharded_copy(
+            self.dit,
+            getattr(self, "_export_state", None),
+            lambda: FrameDiT.from_config(self.dit.config),
+        )
         save_frame_export(
             directory,
-            self.dit,
+            dit,
             self.vae,
             self.schedule,
             self.vae_source,

@@ -51,6 +51,7 @@ from training.modules.frame_common import (
     local_folder,
     save_frame_export,
 )
+from training.sharding import consolidate_for_export, unsharded_copy
 
 PAIRS_FILE = "teacher_pairs.safetensors"
 
@@ -258,11 +259,21 @@ class FrameDMDModule(L.LightningModule):
 
     # ---- export ------------------------------------------------------------------------------
 
+    def on_train_end(self) -> None:
+        """Under FSDP: gather the generator's full weights onto rank 0 for ``export_pretrained``
+        (every rank takes part; ``training.sharding``)."""
+        self._export_state = consolidate_for_export(self, "generator.")
+
     def export_pretrained(self, directory: str | Path) -> dict:
         """The frame-model export of the generator (stage 3, with its timesteps)."""
+        generator = unsharded_copy(
+            self.generator,
+            getattr(self, "_export_state", None),
+            lambda: FrameDiT.from_config(self.generator.config),
+        )
         save_frame_export(
             directory,
-            self.generator,
+            generator,
             self.vae,
             self.schedule,
             self.vae_source,

@@ -38,6 +38,7 @@ from models.autoencoders import PyramidPerceptualLoss, build_video_vae, encode
 from models.lalrm import LaLRM, VGG19PerceptualLoss, adapt_state_dict, lalrm_config, render_views
 from training.modules.autoencoder import load_autoencoder
 from training.publish import fetch_published
+from training.sharding import consolidate_for_export
 
 WEIGHTS = "lalrm.safetensors"
 FORMAT = "wonderforge.lalrm"
@@ -275,14 +276,18 @@ class LaLRMModule(L.LightningModule):
         state = checkpoint["state_dict"]
         checkpoint["state_dict"] = {k: v for k, v in state.items() if not k.startswith(skip)}
 
+    def on_train_end(self) -> None:
+        """Under FSDP: gather the full weights onto rank 0 for ``export_pretrained`` (every rank
+        takes part; ``training.sharding``)."""
+        self._export_state = consolidate_for_export(self, "model.")
+
     def export_pretrained(self, directory: str | Path) -> dict:
         """Write ``lalrm.safetensors`` + ``config.json`` (+ ``vae/`` for a VAE not loaded from a
         path); returns metadata for the publish index."""
         out = Path(directory)
         out.mkdir(parents=True, exist_ok=True)
-        state = {
-            k: v.detach().float().cpu().contiguous() for k, v in self.model.state_dict().items()
-        }
+        source = getattr(self, "_export_state", None) or self.model.state_dict()
+        state = {k: v.detach().float().cpu().contiguous() for k, v in source.items()}
         save_file(state, out / WEIGHTS)
         if self.vae is not None and not self.vae_path:
             self.vae.save_pretrained(out / "vae", safe_serialization=True)
