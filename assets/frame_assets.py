@@ -15,7 +15,6 @@ clip captions; II / III: anchor | prediction | GT). `teacher_pairs` and `frame_m
 this process (on CUDA when available).
 """
 
-import contextlib
 import posixpath
 import tempfile
 from pathlib import Path
@@ -36,6 +35,7 @@ from training.config_files import config_path
 from training.launch import TrainingLauncher
 from training.publish import INDEX, fetch_published
 from training.registry import config_hash, list_versions, resolve, version_prefix
+from training.runtime import cpu_threads, resolve_device
 
 STAGE1, STAGE2, SYNTHETIC_FT, STAGE3 = (
     "frame_stage1",
@@ -112,22 +112,6 @@ def _manifests(store: ArtifactStore, prefixes: list[str]) -> list[str]:
     return [store.uri(manifest_key(p)) for p in prefixes]
 
 
-def _device(name: str) -> str:
-    if name != "auto":
-        return name
-    import torch
-
-    return "cuda" if torch.cuda.is_available() else "cpu"
-
-
-@contextlib.contextmanager
-def _cpu_threads(device: str, threads: int):
-    from training.previews import torch_threads
-
-    with torch_threads(threads) if device == "cpu" else contextlib.nullcontext():
-        yield
-
-
 def _latest(store: ArtifactStore, model: str) -> tuple[str, str]:
     """(prefix, uri) of the latest published version of `model`."""
     prefix = resolve(store, model)
@@ -160,7 +144,7 @@ def _preview(
     from training.data.frame_clips import iter_set_clips
     from training.frame_previews import frame_prediction_sheet, prior_samples_sheet
 
-    device = _device(config.device)
+    device = resolve_device(config.device)
     try:
         clips = [clip for _, clip in iter_set_clips(store, [set_prefix], max_clips=2)]
         with tempfile.TemporaryDirectory(prefix="wonderforge-preview-") as tmp:
@@ -325,10 +309,10 @@ def teacher_pairs(
         batch_size=config.batch_size,
         targets_per_clip=config.targets_per_clip,
     )
-    device = _device(config.device)
+    device = resolve_device(config.device)
     with tempfile.TemporaryDirectory(prefix="wonderforge-teacher-") as tmp:
         local = fetch_published(store, teacher_prefix, Path(tmp) / "teacher")
-        with _cpu_threads(device, config.cpu_threads):
+        with cpu_threads(device, config.cpu_threads):
             prefix, manifest = build_teacher_pairs(
                 local, store, sets, spec, device, teacher_uri=teacher_uri
             )
@@ -479,8 +463,8 @@ def frame_model_eval(
         depth_tolerance=config.depth_tolerance,
         preview_rows=config.preview_rows,
     )
-    device = _device(config.device)
-    with _cpu_threads(device, config.cpu_threads):
+    device = resolve_device(config.device)
+    with cpu_threads(device, config.cpu_threads):
         result = evaluation.evaluate_published(
             store, teacher_prefix, generator_prefix, sets, eval_config, device
         )

@@ -37,6 +37,7 @@ from datagen.store import ArtifactStore
 from training.launch import TrainingLauncher
 from training.publish import INDEX, fetch_published
 from training.registry import resolve, version_prefix
+from training.runtime import resolve_device
 
 STAGE1, STAGE2 = "lalrm_stage1", "lalrm_stage2"  # registry names (other assets load these)
 CONFIG_FOLDER = "lalrm"  # training/configs/lalrm/<size>.yaml and <size>_stage2.yaml
@@ -123,14 +124,6 @@ def local_video_vae(context, store: ArtifactStore, launcher: TrainingLauncher) -
     return store.uri(prefix), folder
 
 
-def _device(name: str) -> str:
-    if name != "auto":
-        return name
-    import torch
-
-    return "cuda" if torch.cuda.is_available() else "cpu"
-
-
 def _preview(context, store, model: str, version: str, sets: list[str], config) -> dict:
     """Renders vs ground truth (unseen views) of the published checkpoint on one clip of
     ``sets``, with its PSNR; {} when it cannot be made (a preview never fails a training)."""
@@ -143,7 +136,7 @@ def _preview(context, store, model: str, version: str, sets: list[str], config) 
         with torch_threads(config.cpu_threads):
             result = evaluate_published(
                 store, version_prefix(model, version), sets, {"max_clips": 1, "max_unseen": 4},
-                device=_device(config.device), progress=False,
+                device=resolve_device(config.device), progress=False,
             )  # fmt: skip
     except Exception as error:
         context.log.warning(f"no preview: {type(error).__name__}: {error}")
@@ -289,7 +282,7 @@ def lalrm_eval(
     with torch_threads(config.cpu_threads):
         result = evaluate_published(
             store, prefix, sets, overrides, lpips_weights=config.lpips_weights,
-            device=_device(config.device), progress=False,
+            device=resolve_device(config.device), progress=False,
         )  # fmt: skip
         stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
         out = f"{EVAL_PREFIX}/{config.model}/{version}/{stamp}"

@@ -30,6 +30,7 @@ from datagen.world_requests import (
     request_prefix,
     save_request,
 )
+from training.runtime import cpu_threads
 from training.worldgen import GenerationOptions, generate
 
 WORLDS_PREFIX = "worlds"
@@ -127,7 +128,7 @@ def generated_worlds(
         with tempfile.TemporaryDirectory(prefix="wonderforge-world-") as tmp:
             out = Path(tmp) / "world"
             source = store.uri(f"{request_prefix(rid)}/{request.image}")
-            with _cpu_threads(options.device, config.cpu_threads):
+            with cpu_threads(options.device, config.cpu_threads):
                 generate(image, request.prompts, out, options, dict(config.checkpoints) or None,
                          store, source=source)  # fmt: skip
             manifest = read_manifest(out)
@@ -155,19 +156,6 @@ def generated_worlds(
             "generate_seconds": manifest["generate_seconds"],
         },
     )
-
-
-def _cpu_threads(device: str, threads: int):
-    """One torch thread on the CPU by default: two threads per process on a loaded 2-core
-    machine oversubscribe it (the orbit renders slowed ~10x in a test run)."""
-    import contextlib
-
-    import torch
-
-    from training.previews import torch_threads
-
-    on_cpu = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu")).type == "cpu"
-    return torch_threads(threads) if on_cpu else contextlib.nullcontext()
 
 
 def _png(path: Path):

@@ -32,6 +32,8 @@ from pathlib import Path
 import numpy as np
 from plyfile import PlyData, PlyElement
 
+from datagen.atomic import atomic_write_bytes
+
 SH_C0 = 0.28209479177387814
 PLY_PROPERTIES = (
     "x", "y", "z", "nx", "ny", "nz", "f_dc_0", "f_dc_1", "f_dc_2", "opacity",
@@ -101,22 +103,6 @@ class GaussianCloud:
         )  # fmt: skip
 
 
-def _atomic_write(path: str | os.PathLike, data: bytes) -> Path:
-    """Write ``data`` to a temp file beside ``path``, fsync, then rename over ``path``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    try:
-        with open(tmp, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
-
-
 # ---- .ply (INRIA 3DGS) ---------------------------------------------------------------------------
 
 
@@ -176,7 +162,7 @@ def cloud_from_ply_bytes(data: bytes, where: str = "<bytes>") -> GaussianCloud:
 
 def write_ply(path: str | os.PathLike, cloud: GaussianCloud) -> Path:
     """Write ``cloud`` as an INRIA 3DGS ``.ply`` (atomically); returns the path."""
-    return _atomic_write(path, ply_bytes(cloud))
+    return atomic_write_bytes(path, ply_bytes(cloud))
 
 
 def read_ply(path: str | os.PathLike) -> GaussianCloud:
@@ -232,7 +218,7 @@ def cloud_from_splat_bytes(data: bytes, where: str = "<bytes>") -> GaussianCloud
 
 def write_splat(path: str | os.PathLike, cloud: GaussianCloud, sort: bool = True) -> Path:
     """Write ``cloud`` as a ``.splat`` file (atomically); returns the path."""
-    return _atomic_write(path, splat_bytes(cloud, sort))
+    return atomic_write_bytes(path, splat_bytes(cloud, sort))
 
 
 def read_splat(path: str | os.PathLike) -> GaussianCloud:

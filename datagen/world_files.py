@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from datagen.atomic import atomic_write_bytes
 from datagen.gaussian_files import GaussianCloud, GaussianFileError, read_ply, write_ply
 from datagen.shards.codecs import encode_png
 from datagen.video_io import read_mp4, write_mp4
@@ -39,17 +40,6 @@ THICKNESS = 1e-3  # normal std-dev written to scale_2, relative to the smaller t
 
 class WorldFileError(ValueError):
     """A world folder or file is malformed; the message names the file and the problem."""
-
-
-def _atomic_bytes(path: Path, data: bytes) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    try:
-        tmp.write_bytes(data)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
 
 
 def surfels_to_cloud(s: SurfelSet) -> GaussianCloud:
@@ -101,7 +91,7 @@ def to_uint8_image(image) -> np.ndarray:
 
 def write_png(path: str | os.PathLike, image) -> Path:
     """PNG of ``image`` (see ``to_uint8_image``), atomically."""
-    return _atomic_bytes(Path(path), encode_png(to_uint8_image(image), compress_level=6))
+    return atomic_write_bytes(Path(path), encode_png(to_uint8_image(image), compress_level=6))
 
 
 def write_npy(path: str | os.PathLike, array) -> Path:
@@ -110,7 +100,7 @@ def write_npy(path: str | os.PathLike, array) -> Path:
         array = array.detach().cpu().numpy()
     buffer = io.BytesIO()
     np.save(buffer, np.asarray(array), allow_pickle=False)
-    return _atomic_bytes(Path(path), buffer.getvalue())
+    return atomic_write_bytes(Path(path), buffer.getvalue())
 
 
 def read_npy(path: str | os.PathLike) -> np.ndarray:
@@ -144,7 +134,7 @@ def write_manifest(directory: str | os.PathLike, manifest: dict) -> dict:
     as written (plain JSON types)."""
     data = {"format": WORLD_FORMAT, "version": WORLD_VERSION, **manifest}
     text = json.dumps(data, indent=2, sort_keys=True, default=_jsonable) + "\n"
-    _atomic_bytes(Path(directory) / MANIFEST, text.encode("utf-8"))
+    atomic_write_bytes(Path(directory) / MANIFEST, text.encode("utf-8"))
     return json.loads(text)
 
 

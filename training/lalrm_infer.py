@@ -31,6 +31,7 @@ from safetensors.torch import load_file
 from torch import Tensor
 from tqdm.auto import tqdm
 
+from datagen.atomic import atomic_write_bytes
 from datagen.clips.clip import Clip
 from datagen.gaussian_files import GaussianCloud, write_ply, write_splat
 from datagen.previews import contact_sheet
@@ -213,16 +214,6 @@ def _atomic_mp4(frames: Tensor, path: Path, fps: float) -> Path:
     return path
 
 
-def _atomic_bytes(path: Path, data: bytes) -> Path:
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    try:
-        tmp.write_bytes(data)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
-
-
 def even(n: int) -> int:
     """``n`` rounded down to an even number (H.264 yuv420p needs even frame sizes), at least 2."""
     return max(2, n - n % 2)
@@ -297,7 +288,7 @@ def write_scene(
         [list(to_uint8_frames(context.frames[picks])), list(to_uint8_frames(rerender.cpu()))],
         tile_height=min(128, H),
     )
-    paths["context"] = _atomic_bytes(out / "context.png", encode_png(sheet, compress_level=6))
+    paths["context"] = atomic_write_bytes(out / "context.png", encode_png(sheet, compress_level=6))
     info = {
         "key": context.key,
         "gaussians": len(full["opacities"]),
@@ -310,7 +301,7 @@ def write_scene(
         "c2w": context.c2w.tolist(),
         **(meta or {}),
     }
-    paths["meta"] = _atomic_bytes(out / "meta.json", json.dumps(info, indent=2).encode())
+    paths["meta"] = atomic_write_bytes(out / "meta.json", json.dumps(info, indent=2).encode())
     return paths
 
 

@@ -9,15 +9,12 @@ chromedriver path, so it never tries to download a driver (`SE_OFFLINE` as well)
 import json
 import os
 import shutil
-import signal
-import socket
-import subprocess
-import sys
 import time
-import urllib.request
 from pathlib import Path
 
 import pytest
+
+from tests.fixtures.ui_server import graphql
 
 CHROMIUM = os.environ.get("WONDERFORGE_CHROMIUM", "/usr/bin/chromium")
 CHROMEDRIVER = os.environ.get("WONDERFORGE_CHROMEDRIVER", "/usr/bin/chromedriver")
@@ -42,66 +39,9 @@ pytestmark = [
 ]
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _graphql(port: int, query: str) -> dict:
-    request = urllib.request.Request(
-        f"http://127.0.0.1:{port}/graphql",
-        data=json.dumps({"query": query}).encode(),
-        headers={"Content-Type": "application/json"},
-    )
-    with urllib.request.urlopen(request, timeout=10) as response:
-        return json.loads(response.read())
-
-
 def _runs(port: int) -> list[dict]:
-    data = _graphql(port, "{ runsOrError { ... on Runs { results { runId status } } } }")
+    data = graphql(port, "{ runsOrError { ... on Runs { results { runId status } } } }")
     return data["data"]["runsOrError"]["results"]
-
-
-@pytest.fixture
-def ui_server(tmp_path):
-    """`python -m orchestration.cli ui` on a free loopback port; yields the port once the
-    webserver answers GraphQL with the platform's assets."""
-    port = _free_port()
-    env = dict(os.environ, WONDERFORGE_HOME=str(tmp_path / "home"), OMP_NUM_THREADS="1")
-    env.pop("DAGSTER_HOME", None)
-    env.pop("WONDERFORGE_STORE", None)
-    log = open(tmp_path / "ui.log", "wb")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "orchestration.cli", "ui", "--port", str(port)],
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    try:
-        deadline = time.monotonic() + 90
-        while True:
-            assert proc.poll() is None, (tmp_path / "ui.log").read_text(errors="replace")[-3000:]
-            assert time.monotonic() < deadline, "the UI did not come up within 90 s"
-            try:
-                data = _graphql(port, "{ assetNodes { assetKey { path } } }")
-                if any(
-                    n["assetKey"]["path"] == ["platform_report"] for n in data["data"]["assetNodes"]
-                ):
-                    break
-            except (OSError, KeyError, TypeError):
-                pass
-            time.sleep(1)
-        yield port
-    finally:
-        os.killpg(proc.pid, signal.SIGINT)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=10)
-        log.close()
 
 
 @pytest.fixture
