@@ -19,6 +19,7 @@ import shlex
 import shutil
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import dagster as dg
@@ -33,6 +34,10 @@ from training.resume import (
     last_checkpoint,
 )
 from training.runlog import exit_code, tail
+
+# dagster's own Pipes client calls this preview API on every launch; the warning says nothing
+# about our code
+warnings.filterwarnings("ignore", message=r"Function `PipesMessageReader\.expected_writer_count`")
 
 MODES = ("local", "k8s", "slurm")
 EVERY_S_ENV = "WONDERFORGE_PIPES_EVERY_S"  # read by training.pipes (not imported: Lightning)
