@@ -124,17 +124,50 @@ class ConvDenoiser(nn.Module):
         return self.net(z + bias) * 0.1
 
 
-def overhead(device: str, width: int, depth: int, steps: int, repeats: int) -> dict:
+def pixart_denoiser(size: str, dev: torch.device):
+    """The stage-I prior's PixArt transformer of ``size`` (random weights, bf16 on CUDA) behind the
+    zoom sampler's denoiser API, and a text-embedding stand-in ``[1, 120, D]``."""
+    from models.frame.image_prior import build_pixart
+    from models.zoom.denoisers import DiffusersDenoiser
+
+    torch.manual_seed(0)
+    dtype = torch.bfloat16 if dev.type == "cuda" else torch.float32
+    with torch.device(dev):
+        model = build_pixart(size).to(dtype).eval().requires_grad_(False)
+    dim = model.config.cross_attention_dim
+    return DiffusersDenoiser(model), model.config.caption_channels or dim
+
+
+def overhead(
+    device: str,
+    width: int,
+    depth: int,
+    steps: int,
+    repeats: int,
+    pixart: str | None = None,
+    compile_consolidation: bool = False,
+) -> dict:
     N, C, S, p = 6, 4, 64, 2
     dev = torch.device(device)
-    model = ConvDenoiser(C, width, depth).to(dev).eval()
+    if pixart:
+        model, text_dim = pixart_denoiser(pixart, dev)
+        cond = torch.randn(N, 120, text_dim, device=dev)
+        uncond = torch.zeros(1, 120, text_dim, device=dev)
+    else:
+        model = ConvDenoiser(C, width, depth).to(dev).eval()
+        cond, uncond = torch.randn(N, 8, 32, device=dev), torch.zeros(1, 8, 32, device=dev)
     sched = DDPMSchedule.make("linear")
-    cond, uncond = torch.randn(N, 8, 32, device=dev), torch.zeros(1, 8, 32, device=dev)
     best: dict = {}
+    samplers = {
+        mode: JointZoomSampler(model, sched, N, p, mode=mode, num_steps=steps, guidance_scale=5.0,
+                               compile_consolidation=compile_consolidation and mode == "joint")
+        for mode in ("joint", "independent")
+    }  # fmt: skip
+    if compile_consolidation:  # compile outside the timing
+        samplers["joint"].sample(cond, (C, S, S), uncond, generator=torch.Generator(device=dev))
     for _ in range(repeats):  # best of repeats; modes take turns within a repeat
         for mode in ("joint", "independent"):
-            sampler = JointZoomSampler(model, sched, N, p, mode=mode, num_steps=steps,
-                                       guidance_scale=5.0)  # fmt: skip
+            sampler = samplers[mode]
             g = torch.Generator(device=dev).manual_seed(0)
             if dev.type == "cuda":
                 torch.cuda.synchronize()
@@ -156,7 +189,10 @@ def overhead(device: str, width: int, depth: int, steps: int, repeats: int) -> d
         "levels": N,
         "latent": [C, S, S],
         "steps": steps,
-        "denoiser": {"width": width, "depth": depth, "batch": 2 * N},
+        "denoiser": {"pixart": pixart, "batch": 2 * N}
+        if pixart
+        else {"width": width, "depth": depth, "batch": 2 * N},
+        "compile_consolidation": compile_consolidation,
         "denoiser_ms_per_step": round(1e3 * tm["denoiser"] / steps, 3),
         "consolidate_ms_per_step": round(1e3 * tm["consolidate"] / steps, 3),
         "overhead_fraction": round(tm["consolidate"] / tm["denoiser"], 4),
@@ -172,7 +208,15 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=10, help="sampling steps of the overhead runs")
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--devices", default="cpu,cuda")
-    ap.add_argument("--sizes", default="64x4,128x8", help="dummy denoiser WIDTHxDEPTH list")
+    ap.add_argument(
+        "--sizes",
+        default="64x4,128x8",
+        help="denoisers: dummy conv WIDTHxDEPTH and/or pixart-SIZE (the stage-I prior, random "
+        "weights), e.g. 64x4,pixart-paper",
+    )
+    ap.add_argument(
+        "--compile", default="0", help="compile the consolidation: 0, 1, or 0,1 (both, compared)"
+    )
     ap.add_argument("--threads", type=int, default=1, help="CPU threads (shared machine: 1)")
     ap.add_argument("--skip-consistency", action="store_true")
     ap.add_argument("--out", default=str(REPO / "benchmarks/results/zoom_consistency.json"))
@@ -191,10 +235,18 @@ def main() -> None:
         if device == "cuda" and not torch.cuda.is_available():
             continue
         for size in args.sizes.split(","):
-            width, depth = (int(v) for v in size.split("x"))
-            row = overhead(device, width, depth, args.steps, args.repeats)
-            runs[f"{device}_w{width}_d{depth}"] = row
-            print(json.dumps(row))
+            for flag in args.compile.split(","):
+                compiled = flag == "1"
+                tag = "_compiled" if compiled else ""
+                if size.startswith("pixart-"):
+                    name = size.split("-", 1)[1]
+                    row = overhead(device, 0, 0, args.steps, args.repeats, name, compiled)
+                    runs[f"{device}_pixart_{name}{tag}"] = row
+                else:
+                    width, depth = (int(v) for v in size.split("x"))
+                    row = overhead(device, width, depth, args.steps, args.repeats, None, compiled)
+                    runs[f"{device}_w{width}_d{depth}{tag}"] = row
+                print(json.dumps(row), flush=True)
     out_path.parent.mkdir(parents=True, exist_ok=True)
     out_path.write_text(json.dumps(result, indent=1) + "\n")
     print(f"wrote {out_path}")

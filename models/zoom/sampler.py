@@ -68,7 +68,8 @@ class JointZoomSampler:
     mode: one of ``MODES``; noise: ``rendered`` | ``independent`` (default: rendered, except for
     ``independent`` mode); guidance_scale ``w`` (1 = no CFG); photo: ``PhotoGuidance`` or None;
     sigma: the zoom prefilter's σ (``stack.step_kernel``); clip_x0: clamp ``x̂`` to ±clip_x0
-    (pixel-space models) or None.
+    (pixel-space models) or None; compile_consolidation: ``torch.compile`` the blending,
+    re-rendering and noise rendering (worth it on a GPU, where they are launch-bound).
     """
 
     def __init__(
@@ -84,6 +85,7 @@ class JointZoomSampler:
         photo: PhotoGuidance | None = None,
         sigma: float | None = None,
         clip_x0: float | None = None,
+        compile_consolidation: bool = False,
     ):
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
@@ -94,6 +96,13 @@ class JointZoomSampler:
         self.N, self.p, self.mode, self.noise = num_levels, p, mode, noise
         self.num_steps, self.guidance_scale = num_steps, guidance_scale
         self.photo, self.sigma, self.clip_x0 = photo, sigma, clip_x0
+        # blending + re-rendering and noise rendering are hundreds of small kernels per step:
+        # torch.compile fuses them (shapes are fixed for a run, so they compile once)
+        self._blend_render = self._blend_and_render
+        self._render_noise = self._rendered_noise
+        if compile_consolidation:
+            self._blend_render = torch.compile(self._blend_and_render, dynamic=False)
+            self._render_noise = torch.compile(self._rendered_noise, dynamic=False)
 
     # -- pieces ---------------------------------------------------------------------------------
 
@@ -120,7 +129,15 @@ class JointZoomSampler:
 
     def _noise(self, shape, gen, device, dtype) -> Tensor:
         e = torch.randn(shape, generator=gen, device=device, dtype=dtype)
-        return render_noises(e, self.p, self.sigma) if self.noise == "rendered" else e
+        return self._render_noise(e) if self.noise == "rendered" else e
+
+    def _rendered_noise(self, e: Tensor) -> Tensor:
+        return render_noises(e, self.p, self.sigma)
+
+    def _blend_and_render(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """Observations ``[N, C, H, W]`` → (blended layers, their rendered images)."""
+        layers = self._blend(x)
+        return layers, render_images(layers, self.p, self.sigma)
 
     def _blend(self, x_hat: Tensor) -> Tensor:
         if self.mode == "naive_average":
@@ -191,8 +208,7 @@ class JointZoomSampler:
             if self.mode == "independent":
                 layers = x0 = x
             else:
-                layers = self._blend(x)
-                x0 = render_images(layers, self.p, self.sigma)
+                layers, x0 = self._blend_render(x)
             noise = self._noise(z.shape, gen, z.device, z.dtype) if s >= 0 else None
             z = self.schedule.step(z, x0, t, s, noise)
             t0 = self._tick("consolidate", t0)

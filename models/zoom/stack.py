@@ -26,6 +26,7 @@ All functions take layers ``[..., N, C, H, W]`` (any leading batch dims).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -44,9 +45,12 @@ def step_kernel(p: int, sigma: float | None = None, dtype=torch.float32, device=
 
 
 def noise_gain(p: int, sigma: float | None = None) -> float:
-    """Per-step noise rescaling ``1/‖w‖₂`` of the 2D step kernel (``= p`` for ``p = 2``)."""
-    w = step_kernel(p, sigma, dtype=torch.float64)
-    return float(1.0 / (w @ w))  # ‖outer(w, w)‖₂ = ‖w‖₂²
+    """Per-step noise rescaling ``1/‖w‖₂`` of the 2D step kernel (``= p`` for ``p = 2``). Plain
+    Python floats (``step_kernel``'s weights), so compiled samplers need no host sync for it."""
+    sigma = p / 2 if sigma is None else sigma
+    g = [math.exp(-0.5 * ((i - (p - 1) / 2) / sigma) ** 2) for i in range(p)]
+    total = sum(g)
+    return 1.0 / sum((x / total) ** 2 for x in g)  # ‖outer(w, w)‖₂ = ‖w‖₂²
 
 
 def downsample(x: Tensor, p: int, sigma: float | None = None) -> Tensor:

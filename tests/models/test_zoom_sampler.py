@@ -186,3 +186,15 @@ def test_rendered_initial_noise_and_layers_are_a_stack(toy):
     out = _sample(toy, toy[2], "joint", seed=7)
     torch.testing.assert_close(render_images(out.layers, P), out.images)
     assert out.layers.shape == (N, C, S, S) and torch.isfinite(out.layers).all()
+
+
+@pytest.mark.slow
+def test_compiled_consolidation_matches_eager(toy):
+    """``compile_consolidation`` (torch.compile of blending, re-rendering and noise rendering)
+    changes speed only: the same layers up to float rounding, still cross-scale consistent."""
+    _, _, consistent, _, _ = toy
+    eager = _sample(toy, consistent, "joint")
+    compiled = _sample(toy, consistent, "joint", compile_consolidation=True)
+    scale = eager.layers.abs().max()
+    assert (compiled.layers - eager.layers).abs().max() < 1e-4 * scale
+    assert torch.isinf(cross_scale_psnr(compiled.images, P)).all()
