@@ -39,6 +39,7 @@ from models.frame import (
     sample_images,
 )
 from training.modules.frame_common import build_vae, frozen, local_folder
+from training.modules.optim import adamw_with_warmup
 
 PRIOR_FORMAT = "wonderforge.frame_image_prior"
 
@@ -166,16 +167,7 @@ class ImagePriorModule(L.LightningModule):
         return loss
 
     def configure_optimizers(self):
-        hp = self.hparams
-        opt = torch.optim.AdamW(
-            self.prior.parameters(), lr=hp.lr, betas=tuple(hp.betas), weight_decay=hp.weight_decay
-        )
-        if not hp.warmup_steps:
-            return opt
-        warm = torch.optim.lr_scheduler.LambdaLR(
-            opt, lambda step: min(1.0, (step + 1) / hp.warmup_steps)
-        )
-        return {"optimizer": opt, "lr_scheduler": {"scheduler": warm, "interval": "step"}}
+        return adamw_with_warmup(self.prior.parameters(), self.hparams)
 
     def on_fit_start(self) -> None:
         if self.trainer.max_steps == 0 and self.hparams.pretrained is None:

@@ -44,6 +44,7 @@ from training.modules.frame_common import (
     local_folder,
     save_frame_export,
 )
+from training.modules.optim import adamw_with_warmup
 from training.sharding import consolidate_for_export, unsharded_copy
 
 
@@ -179,16 +180,7 @@ class FrameModelModule(L.LightningModule):
         return loss
 
     def configure_optimizers(self):
-        hp = self.hparams
-        opt = torch.optim.AdamW(
-            self.dit.parameters(), lr=hp.lr, betas=tuple(hp.betas), weight_decay=hp.weight_decay
-        )
-        if not hp.warmup_steps:
-            return opt
-        warm = torch.optim.lr_scheduler.LambdaLR(
-            opt, lambda step: min(1.0, (step + 1) / hp.warmup_steps)
-        )
-        return {"optimizer": opt, "lr_scheduler": {"scheduler": warm, "interval": "step"}}
+        return adamw_with_warmup(self.dit.parameters(), self.hparams)
 
     # ---- export ------------------------------------------------------------------------------
 

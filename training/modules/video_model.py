@@ -51,6 +51,7 @@ from models.video import (
     pad_image_latents,
 )
 from models.video.base import base_folder
+from training.modules.optim import adamw_with_warmup
 
 WEIGHTS = "camera_control.safetensors"
 FORMAT = "wonderforge.camera_video_model"
@@ -292,17 +293,8 @@ class CameraVideoModule(L.LightningModule):
         return loss
 
     def configure_optimizers(self):
-        hp = self.hparams
         params = [p for p in self.model.trainable_parameters() if p.requires_grad]
-        opt = torch.optim.AdamW(
-            params, lr=hp.lr, betas=tuple(hp.betas), weight_decay=hp.weight_decay, eps=hp.eps
-        )
-        if not hp.warmup_steps:
-            return opt
-        warm = torch.optim.lr_scheduler.LambdaLR(
-            opt, lambda step: min(1.0, (step + 1) / hp.warmup_steps)
-        )
-        return {"optimizer": opt, "lr_scheduler": {"scheduler": warm, "interval": "step"}}
+        return adamw_with_warmup(params, self.hparams, eps=self.hparams.eps)
 
     # ---- EMA, checkpoints --------------------------------------------------------------------
 
