@@ -49,9 +49,15 @@ def inbox_sensor(context: dg.SensorEvaluationContext, store: dg.ResourceParam[Ar
     if not new:
         return dg.SkipReason(f"no new items in {inbox} ({len(items)} known)")
     context.log.info(f"new inbox items: {', '.join(new)}")
+    return new_partitions(VIDEOS, new)
+
+
+def new_partitions(partitions: dg.DynamicPartitionsDefinition, keys: list[str]) -> dg.SensorResult:
+    """Add ``keys`` to a dynamic partitions definition and request one run per key (run key =
+    partition key, so a key is never run twice by the sensor)."""
     return dg.SensorResult(
-        run_requests=[dg.RunRequest(partition_key=key, run_key=key) for key in new],
-        dynamic_partitions_requests=[VIDEOS.build_add_request(new)],
+        run_requests=[dg.RunRequest(partition_key=key, run_key=key) for key in keys],
+        dynamic_partitions_requests=[partitions.build_add_request(keys)],
     )
 
 

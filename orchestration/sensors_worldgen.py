@@ -26,6 +26,7 @@ from datagen.world_requests import (
     save_request,
 )
 from orchestration.home import project_home
+from orchestration.sensors import new_partitions
 
 WORLD_INBOX_ENV = "WONDERFORGE_WORLD_INBOX"
 SETTINGS_FILE = "settings.json"
@@ -67,10 +68,7 @@ def world_inbox_sensor(context: dg.SensorEvaluationContext, store: dg.ResourcePa
     if not new:
         return dg.SkipReason(f"no new world requests in {inbox} ({len(items)} folders)")
     context.log.info(f"new world requests: {', '.join(new)}")
-    return dg.SensorResult(
-        run_requests=[dg.RunRequest(partition_key=rid, run_key=rid) for rid in new],
-        dynamic_partitions_requests=[WORLD_REQUESTS.build_add_request(new)],
-    )
+    return new_partitions(WORLD_REQUESTS, new)
 
 
 WORLDGEN_SENSORS = [world_inbox_sensor]
