@@ -34,6 +34,10 @@ checkpointing is not counted (it is hardware, not model, FLOPs). Peak bf16 dense
     .venv/bin/python benchmarks/scaling.py --models frame_stage2 --gpus 1,2,4
     .venv/bin/python benchmarks/scaling.py --models lalrm,frame_stage2 --strategy ddp
     .venv/bin/python benchmarks/scaling.py --quick                  # CPU, tiny models, n = 1, 2
+    .venv/bin/python benchmarks/scaling.py --models frame_stage2 --gpus 1 --compile-blocks --no-checkpointing
+
+``--compile-blocks`` compiles every block (FSDP unit) with ``torch.compile`` before wrapping;
+``--no-checkpointing`` turns per-block activation checkpointing off (more memory, no recompute).
 
 ``--strategy ddp`` measures the paper configs' replicated alternative (DDP, bf16 autocast) for
 the models small enough to replicate (LaLRM, frame model). Every rank steps on the same random
@@ -91,11 +95,21 @@ def peak_tflops(gpu_name: str) -> float | None:
 class Workload:
     """A model to shard, its FSDP unit classes, a per-rank batch and the loss of one step."""
 
-    def __init__(self, name: str, size: str, device: torch.device, batch: int):
+    def __init__(
+        self, name: str, size: str, device: torch.device, batch: int, checkpointing: bool = True
+    ):
         self.name, self.size, self.device, self.batch = name, size, device, batch
+        self.checkpointing = checkpointing and size != "tiny"
         torch.manual_seed(0)
         with torch.device(device):
             getattr(self, f"_build_{name}")()
+
+    def compile_blocks(self) -> int:
+        """``torch.compile`` every FSDP unit block in place (before wrapping); returns how many."""
+        blocks = sharding.block_units(self.model, self.blocks)
+        for block in blocks:
+            block.compile()
+        return len(blocks)
 
     def _build_video_model(self) -> None:
         import video_model as bench  # benchmarks/video_model.py
@@ -104,15 +118,16 @@ class Workload:
 
         kwargs = bench.module_kwargs(self.size, self.device)
         kwargs["frozen_dtype"] = None  # FSDP1 units need one dtype: fp32 shards, bf16 compute
-        kwargs["gradient_checkpointing"] = self.size != "tiny"
+        kwargs["gradient_checkpointing"] = self.checkpointing
         module = CameraVideoModule(**kwargs)
         module.forward = module.diffusion_loss  # the FSDP root's forward
         self.model, self.blocks = module, sharding.VIDEO_BLOCKS
-        self.inputs = bench.make_batch(module, self.batch, False, self.device)
+        with torch.device("cpu"):  # the batch is drawn from CPU generators, then moved
+            self.inputs = bench.make_batch(module, self.batch, False, self.device)
 
     def _build_lalrm(self) -> None:
         tiny = self.size == "tiny"
-        cfg = lalrm_config(self.size, gradient_checkpointing=not tiny)
+        cfg = lalrm_config(self.size, gradient_checkpointing=self.checkpointing)
         self.model, self.blocks = LaLRM(cfg), sharding.LALRM_BLOCKS
         T, h, w = (2, 4, 4) if tiny else (13, 32, 48)
         g = torch.Generator(self.device).manual_seed(1)
@@ -129,7 +144,8 @@ class Workload:
             import frame_model as bench  # benchmarks/frame_model.py
 
             dit = FrameDiT(**bench.generator_config(self.size))
-            dit.enable_gradient_checkpointing()
+            if self.checkpointing:
+                dit.enable_gradient_checkpointing()
         self.model, self.blocks = dit, sharding.FRAME_BLOCKS
         c = dit.config
         hw, B, dev = c.sample_size, self.batch, self.device
@@ -151,6 +167,13 @@ class Workload:
         self.inputs = (latent(), t, cond, latent())
 
     def loss(self, model: nn.Module) -> Tensor:
+        """Loss of the per-rank batch; under bf16 autocast on CUDA (what Lightning's bf16-mixed
+        runs the step in, FSDP or DDP)."""
+        cuda = self.device.type == "cuda"
+        with torch.autocast(self.device.type, torch.bfloat16, enabled=cuda):
+            return self._loss(model)
+
+    def _loss(self, model: nn.Module) -> Tensor:
         if self.name == "video_model":
             return model(self.inputs)
         if self.name == "lalrm":
@@ -187,22 +210,6 @@ def forward_flops(work: Workload, model: nn.Module) -> int:
 # ---- one world size ---------------------------------------------------------------------------
 
 
-class _AutocastDDP(nn.Module):
-    """DistributedDataParallel around ``module`` with bf16 autocast on CUDA."""
-
-    def __init__(self, module: nn.Module, device: torch.device):
-        super().__init__()
-        from torch.nn.parallel import DistributedDataParallel as DDP
-
-        ids = [device.index] if device.type == "cuda" else None
-        self.ddp = DDP(module, device_ids=ids, find_unused_parameters=False)
-        self.device = device
-
-    def forward(self, *args):
-        with torch.autocast(self.device.type, torch.bfloat16, enabled=self.device.type == "cuda"):
-            return self.ddp(*args)
-
-
 def _sync(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
@@ -226,7 +233,10 @@ def _rank_main(rank: int, world: int, port: int, job: dict, out: str) -> None:
     dist.init_process_group("nccl" if cuda else "gloo", rank=rank, world_size=world)
     result: dict = {"n": world, "batch_per_gpu": job["batch"]}
     try:
-        work = Workload(job["model"], job["size"], device, job["batch"])
+        work = Workload(job["model"], job["size"], device, job["batch"], job["checkpointing"])
+        result["activation_checkpointing"] = work.checkpointing
+        if job["compile_blocks"]:
+            result["compiled_blocks"] = work.compile_blocks()
         result["parameters"] = work.parameters()
         result["trainable_fraction"] = _r(work.trainable_fraction(), 4)
         if job["strategy"] == "fsdp":
@@ -239,7 +249,9 @@ def _rank_main(rank: int, world: int, port: int, job: dict, out: str) -> None:
                 limit_all_gathers=True,
             )
         else:  # ddp: replicated fp32 weights, bf16 autocast (the paper configs' `strategy: ddp`)
-            model = _AutocastDDP(work.model, device)
+            from torch.nn.parallel import DistributedDataParallel as DDP
+
+            model = DDP(work.model, device_ids=[device.index] if cuda else None)
         result["forward_flops"] = forward_flops(work, model)  # per rank, sharded forward
         trainable = [p for p in model.parameters() if p.requires_grad]
         opt = torch.optim.AdamW(trainable, lr=1e-5, betas=(0.9, 0.95), weight_decay=0.01)
@@ -260,7 +272,7 @@ def _rank_main(rank: int, world: int, port: int, job: dict, out: str) -> None:
             if i >= job["warmup"]:
                 times.append(time.perf_counter() - start)
             losses.append(_r(loss.detach().float().item(), 5))
-        step = torch.tensor([statistics.median(times)], dtype=torch.float64)
+        step = torch.tensor([statistics.median(times)], dtype=torch.float64, device=device)
         dist.all_reduce(step, op=dist.ReduceOp.MAX)  # the slowest rank sets the pace
         result.update(fits=True, step_s=_r(step.item(), 4), losses=losses)
         result["steps_s_rank0"] = [_r(t, 4) for t in times]
@@ -292,7 +304,8 @@ def run_world(job: dict, world: int) -> dict:
         try:
             mp.spawn(_rank_main, args=(world, _free_port(), job, str(out)), nprocs=world)
         except Exception as error:  # a crashed rank: record it, go on with the next run
-            return {"n": world, "fits": False, "error": f"{type(error).__name__}: {error}"[:2000]}
+            message = f"{type(error).__name__}: {error}"
+            return {"n": world, "fits": False, "error": message[:300] + " ... " + message[-1700:]}
         return json.loads(out.read_text())
 
 
@@ -349,6 +362,12 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--iters", type=int, default=10)
     ap.add_argument("--strategy", choices=("fsdp", "ddp"), default="fsdp")
     ap.add_argument("--quick", action="store_true", help="CPU, gloo, tiny models, n = 1, 2")
+    ap.add_argument(
+        "--compile-blocks", action="store_true", help="torch.compile each block (FSDP unit)"
+    )
+    ap.add_argument(
+        "--no-checkpointing", action="store_true", help="no per-block activation checkpointing"
+    )
     ap.add_argument("--out", type=Path, default=None)
     args = ap.parse_args(argv)
     models = [m.strip() for m in args.models.split(",") if m.strip()]
@@ -372,12 +391,16 @@ def main(argv: list[str] | None = None) -> dict:
     peak = peak_tflops(gpu_name) if cuda else None
     tag = "quick" if args.quick else gpu_name.split()[-1].lower().replace("/", "-")
     suffix = "" if args.strategy == "fsdp" else f"_{args.strategy}"
+    suffix += "_compiled" if args.compile_blocks else ""
+    suffix += "_nockpt" if args.no_checkpointing else ""
     out = args.out or REPO / "benchmarks/results" / f"scaling_{tag}{suffix}.json"
     result = {
         "machine": info,
         "peak_bf16_tflops_per_gpu": peak,
         "size": size,
         "strategy": args.strategy,
+        "compile_blocks": args.compile_blocks,
+        "activation_checkpointing": not args.no_checkpointing,
         "warmup": warmup,
         "iters": iters,
         "models": {},
@@ -394,6 +417,8 @@ def main(argv: list[str] | None = None) -> dict:
             "warmup": warmup,
             "iters": iters,
             "strategy": args.strategy,
+            "compile_blocks": args.compile_blocks,
+            "checkpointing": not args.no_checkpointing,
         }
         try:
             runs[model].append(run_world(job, n))

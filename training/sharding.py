@@ -13,9 +13,11 @@ Plan per model (``docs/scaling.md`` has the memory arithmetic and the launch com
 - activation checkpointing per block: the models' own ``gradient_checkpointing`` (non-reentrant
   ``torch.utils.checkpoint`` around each block, inside its FSDP unit) — the configs keep it on and
   do not add Lightning's ``activation_checkpointing_policy`` on top (that would recompute twice);
-- bf16 mixed precision: ``precision: bf16-mixed`` (Lightning's FSDP precision: bf16 compute
-  copies of fp32 sharded master weights); ``BF16_MIXED`` is the same policy with fp32 gradient
-  reduction, for code that wraps models itself (benchmarks, tests).
+- bf16 mixed precision: ``precision: bf16-mixed`` with ``ShardedStrategy`` (bf16 compute copies
+  of fp32 sharded master weights under bf16 autocast, fp32 gradient reduction, and the batch left
+  in its own dtypes: Lightning's plain ``FSDPStrategy`` casts every input tensor to bf16, cameras
+  included, which PRoPE and the Plücker rays cannot afford); ``BF16_MIXED`` is the same policy for
+  code that wraps models itself (benchmarks, tests).
 
 Consolidation: a sharded run's module holds only its shard, so a rank-0-only
 ``export_pretrained`` cannot read the weights. ``consolidate_for_export`` (call it on every rank
@@ -35,6 +37,7 @@ from typing import Any
 import torch
 from diffusers import AutoencoderKLCogVideoX
 from diffusers.models.transformers.cogvideox_transformer_3d import CogVideoXBlock
+from lightning.pytorch.strategies import FSDPStrategy
 from torch import Tensor, nn
 from torch.distributed.fsdp import MixedPrecision
 from transformers.models.t5.modeling_t5 import T5Block
@@ -47,8 +50,26 @@ LALRM_BLOCKS: tuple[type[nn.Module], ...] = (LaLRMBlock,)
 FRAME_BLOCKS: tuple[type[nn.Module], ...] = (FrameBlock,)
 
 BF16_MIXED = MixedPrecision(
-    param_dtype=torch.bfloat16, reduce_dtype=torch.float32, buffer_dtype=torch.bfloat16
+    param_dtype=torch.bfloat16,
+    reduce_dtype=torch.float32,
+    buffer_dtype=torch.bfloat16,
+    cast_root_forward_inputs=False,
 )
+
+
+class ShardedStrategy(FSDPStrategy):
+    """Lightning's ``FSDPStrategy`` whose ``bf16-mixed`` policy is ``BF16_MIXED``: fp32 gradient
+    reduction, and the batch keeps its dtypes (the plain strategy casts every input to bf16 at
+    the root unit; autocast, which Lightning enters for mixed precision, picks compute dtypes).
+    An explicit ``mixed_precision`` argument or another precision wins as in the parent."""
+
+    @property
+    def mixed_precision_config(self) -> MixedPrecision | None:
+        config = super().mixed_precision_config
+        plugin = getattr(self, "precision_plugin", None)
+        if self.mixed_precision is None and getattr(plugin, "precision", None) == "bf16-mixed":
+            return BF16_MIXED
+        return config
 
 
 def _wrap_blocks(
@@ -139,8 +160,6 @@ def consolidate_for_export(pl_module: Any, prefix: str) -> dict[str, Tensor] | N
     every rank, e.g. in ``on_train_end``) and return, on rank 0, the entries under ``prefix``
     (e.g. ``"model."``) with the prefix removed, as fp32 CPU tensors. ``None`` on other ranks and
     for unsharded strategies (the module's own weights are complete there)."""
-    from lightning.pytorch.strategies import FSDPStrategy
-
     trainer = pl_module.trainer
     if not isinstance(trainer.strategy, FSDPStrategy):
         return None

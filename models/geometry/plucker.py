@@ -19,6 +19,8 @@ def plucker_rays(K: Tensor, c2w: Tensor, H: int, W: int, downsample: int = 1) ->
         raise ValueError(f"H={H}, W={W} not divisible by downsample={downsample}")
     if downsample != 1:
         K = scale_K(K, 1.0 / downsample)
-    origins, dirs = camera_rays(K, c2w, H // downsample, W // downsample)
-    moment = torch.linalg.cross(origins, dirs, dim=-1)
+    # geometry stays in the cameras' precision also under bf16 autocast (FSDP / bf16-mixed)
+    with torch.autocast(K.device.type, enabled=False):
+        origins, dirs = camera_rays(K, c2w, H // downsample, W // downsample)
+        moment = torch.linalg.cross(origins, dirs, dim=-1)
     return torch.cat([moment, dirs], dim=-1).movedim(-1, -3)

@@ -41,6 +41,8 @@ Denoiser = Callable[..., Tensor]  # (z [B,C,H,W], t [B], embeds [B,...], [mask [
 Cond = tuple[Tensor, Tensor | None]  # (embeds [n, ...], attention mask [n, L] or None)
 MODES = ("joint", "independent", "iterative", "naive_average")
 NOISES = ("rendered", "independent")
+COMPILE_MODES = (False, True, "cudagraphs")
+TIMING_KEYS = ("denoiser", "photo", "blend_render", "noise", "update")
 
 
 @dataclass
@@ -69,7 +71,12 @@ class JointZoomSampler:
     ``independent`` mode); guidance_scale ``w`` (1 = no CFG); photo: ``PhotoGuidance`` or None;
     sigma: the zoom prefilter's σ (``stack.step_kernel``); clip_x0: clamp ``x̂`` to ±clip_x0
     (pixel-space models) or None; compile_consolidation: ``torch.compile`` the blending,
-    re-rendering and noise rendering (worth it on a GPU, where they are launch-bound).
+    re-rendering and noise rendering (worth it on a GPU, where they are launch-bound): ``True``
+    (fused kernels) or ``"cudagraphs"`` (fused kernels replayed as CUDA graphs: one launch each).
+
+    ``sample(..., profile=True)`` times (synchronised) ``denoiser``, ``photo``, ``blend_render``
+    (multi-resolution blending + re-rendering: the joint sampler's own work), ``noise`` (drawing
+    and, with rendered noise, rendering the next noise) and ``update`` (the DDPM step), in seconds.
     """
 
     def __init__(
@@ -85,7 +92,7 @@ class JointZoomSampler:
         photo: PhotoGuidance | None = None,
         sigma: float | None = None,
         clip_x0: float | None = None,
-        compile_consolidation: bool = False,
+        compile_consolidation: bool | str = False,
     ):
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
@@ -98,11 +105,17 @@ class JointZoomSampler:
         self.photo, self.sigma, self.clip_x0 = photo, sigma, clip_x0
         # blending + re-rendering and noise rendering are hundreds of small kernels per step:
         # torch.compile fuses them (shapes are fixed for a run, so they compile once)
+        if compile_consolidation not in COMPILE_MODES:
+            raise ValueError(f"compile_consolidation must be one of {COMPILE_MODES}")
         self._blend_render = self._blend_and_render
         self._render_noise = self._rendered_noise
         if compile_consolidation:
-            self._blend_render = torch.compile(self._blend_and_render, dynamic=False)
-            self._render_noise = torch.compile(self._rendered_noise, dynamic=False)
+            graphs = compile_consolidation == "cudagraphs"
+            mode = "reduce-overhead" if graphs else None
+            blend = torch.compile(self._blend_and_render, dynamic=False, mode=mode)
+            noise = torch.compile(self._rendered_noise, dynamic=False, mode=mode)
+            self._blend_render = _graph_step(blend) if graphs else blend
+            self._render_noise = _graph_step(noise) if graphs else noise
 
     # -- pieces ---------------------------------------------------------------------------------
 
@@ -170,7 +183,7 @@ class JointZoomSampler:
             raise ValueError("give both prompt_mask and uncond_mask, or neither")
         device = torch.device(device) if device is not None else prompt_embeds.device
         self._model_dtype = model_dtype or dtype
-        self._timings = {"denoiser": 0.0, "consolidate": 0.0}
+        self._timings = dict.fromkeys(TIMING_KEYS, 0.0)
         self._profile, self._sync = profile, device.type == "cuda"
         full = (self.N, *shape)
         z = self._noise(full, generator, device, dtype)
@@ -199,19 +212,22 @@ class JointZoomSampler:
     def _parallel(self, z, ts, cond, uncond, gen):
         """``joint`` / ``naive_average`` / ``independent``: one batched call per step."""
         layers = x_hat = z
-        t0 = self._tick("consolidate", time.perf_counter())
+        t0 = self._tick("noise", time.perf_counter())
         for k, t in enumerate(ts):
             s = ts[k + 1] if k + 1 < len(ts) else -1
             x_hat = self._x0(z, t, cond, uncond)
             t0 = self._tick("denoiser", t0)
             x = x_hat if self.photo is None else self.photo.fit(x_hat, None, self.p, self.sigma)
+            t0 = self._tick("photo", t0)
             if self.mode == "independent":
                 layers = x0 = x
             else:
                 layers, x0 = self._blend_render(x)
+            t0 = self._tick("blend_render", t0)
             noise = self._noise(z.shape, gen, z.device, z.dtype) if s >= 0 else None
+            t0 = self._tick("noise", t0)
             z = self.schedule.step(z, x0, t, s, noise)
-            t0 = self._tick("consolidate", t0)
+            t0 = self._tick("update", t0)
         return layers, x_hat, len(ts)
 
     def _iterative(self, z, ts, cond, uncond, gen):
@@ -219,10 +235,11 @@ class JointZoomSampler:
         layers = torch.zeros_like(z)
         samples = torch.zeros_like(z)
         z = z.clone()
-        t0 = self._tick("consolidate", time.perf_counter())
+        t0 = self._tick("noise", time.perf_counter())
         for k, t in enumerate(ts):
             s = ts[k + 1] if k + 1 < len(ts) else -1
             noise = self._noise(z.shape, gen, z.device, z.dtype) if s >= 0 else None
+            t0 = self._tick("noise", t0)
             for i in range(self.N - 1, -1, -1):
                 x_hat = self._x0(z[i : i + 1], t, _row(cond, i), _row(uncond, i))
                 t0 = self._tick("denoiser", t0)
@@ -231,9 +248,22 @@ class JointZoomSampler:
                     x_hat = self.photo.fit(x_hat, [i], self.p, self.sigma)
                 layers[i] = x_hat[0]
                 x0 = render_image(layers, i, self.p, self.sigma)
+                t0 = self._tick("blend_render", t0)
                 z[i] = self.schedule.step(z[i], x0, t, s, None if noise is None else noise[i])
-                t0 = self._tick("consolidate", t0)
+                t0 = self._tick("update", t0)
         return layers, samples, len(ts) * self.N
+
+
+def _graph_step(fn):
+    """``fn`` compiled with CUDA graphs, starting a new graph step at every call; its outputs are
+    copied out of the graph's buffers, which the next replay overwrites."""
+
+    def call(*args):
+        torch.compiler.cudagraph_mark_step_begin()
+        out = fn(*args)
+        return tuple(t.clone() for t in out) if isinstance(out, tuple) else out.clone()
+
+    return call
 
 
 def _to(x: Tensor | None, device) -> Tensor | None:

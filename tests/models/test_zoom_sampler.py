@@ -53,11 +53,12 @@ def toy():
     return sched, GaussianPriorDenoiser(sched), consistent, disagreeing, uncond
 
 
-def _sample(toy, targets, mode, seed=1, **kw):
+def _sample(toy, targets, mode, seed=1, profile=False, **kw):
     sched, den, *_, uncond = toy
     sampler = JointZoomSampler(den, sched, N, P, mode=mode, num_steps=50, guidance_scale=2.0, **kw)
     gen = torch.Generator().manual_seed(seed)
-    return sampler.sample(prior_embeds(targets, 0.3), (C, S, S), uncond, generator=gen)
+    embeds = prior_embeds(targets, 0.3)
+    return sampler.sample(embeds, (C, S, S), uncond, generator=gen, profile=profile)
 
 
 def _highpass(x):
@@ -198,3 +199,31 @@ def test_compiled_consolidation_matches_eager(toy):
     scale = eager.layers.abs().max()
     assert (compiled.layers - eager.layers).abs().max() < 1e-4 * scale
     assert torch.isinf(cross_scale_psnr(compiled.images, P)).all()
+
+
+def test_profile_splits_the_step_time_and_compile_modes_are_checked(toy):
+    out = _sample(toy, toy[2], "joint", profile=True)
+    assert set(out.timings) == {"denoiser", "photo", "blend_render", "noise", "update"}
+    assert all(v >= 0 for v in out.timings.values()) and out.timings["blend_render"] > 0
+    sched, den, *_ = toy
+    with pytest.raises(ValueError, match="compile_consolidation must be one of"):
+        JointZoomSampler(den, sched, N, P, compile_consolidation="max-autotune")
+
+
+@pytest.mark.gpu
+def test_cuda_graph_consolidation_matches_eager(toy):
+    """``compile_consolidation="cudagraphs"``: same layers as eager on the GPU (graph buffers are
+    copied out, so the noise that becomes the state is not overwritten by the next replay)."""
+    if not torch.cuda.is_available():
+        pytest.skip("needs CUDA")
+    sched, den, consistent, _, uncond = toy
+    outs = {}
+    for mode in (False, "cudagraphs"):
+        sampler = JointZoomSampler(den, sched, N, P, num_steps=50, guidance_scale=2.0,
+                                   compile_consolidation=mode)  # fmt: skip
+        gen = torch.Generator("cuda").manual_seed(3)
+        embeds = prior_embeds(consistent, 0.3).cuda()
+        outs[mode] = sampler.sample(embeds, (C, S, S), uncond.cuda(), generator=gen, device="cuda")
+    eager, graphs = outs[False], outs["cudagraphs"]
+    assert (graphs.layers - eager.layers).abs().max() < 1e-4 * eager.layers.abs().max()
+    assert torch.isinf(cross_scale_psnr(graphs.images.cpu(), P)).all()

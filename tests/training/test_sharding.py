@@ -69,7 +69,7 @@ def test_paper_fsdp_configs_change_only_the_strategy(model, policy):
     strategy = sharded["trainer"].pop("strategy")
     paper["trainer"].pop("strategy")
     assert sharded == paper
-    assert strategy["class_path"] == "lightning.pytorch.strategies.FSDPStrategy"
+    assert strategy["class_path"] == "training.sharding.ShardedStrategy"
     args = strategy["init_args"]
     assert args["auto_wrap_policy"] == f"training.sharding.{policy}"
     assert args["sharding_strategy"] == "FULL_SHARD" and args["state_dict_type"] == "full"
@@ -79,6 +79,19 @@ def test_paper_fsdp_configs_change_only_the_strategy(model, policy):
         "gradient_checkpointing"
     )
     assert checkpointing is True  # activation checkpointing per block, inside the FSDP units
+
+
+def test_sharded_strategy_keeps_the_batch_dtypes_and_reduces_in_fp32():
+    from lightning.pytorch.plugins.precision import FSDPPrecision
+
+    from training.sharding import BF16_MIXED, ShardedStrategy
+
+    mixed = ShardedStrategy(precision_plugin=FSDPPrecision("bf16-mixed")).mixed_precision_config
+    assert mixed is BF16_MIXED
+    assert mixed.param_dtype == torch.bfloat16 and mixed.reduce_dtype == torch.float32
+    assert mixed.cast_root_forward_inputs is False  # cameras stay fp32 (the parent casts them)
+    full = ShardedStrategy(precision_plugin=FSDPPrecision("32-true")).mixed_precision_config
+    assert full.param_dtype == torch.float32  # other precisions as Lightning's FSDPStrategy
 
 
 def test_paper_fsdp_config_validates(capsys, monkeypatch):
