@@ -161,3 +161,47 @@ def test_stage2_mixes_in_published_generated_sets(home, tmp_path, monkeypatch):
     assert meta["generated_sets"] == [generated] and meta["generated_data"].startswith(
         "1 generated"
     )
+
+
+SHARDED = (
+    '--trainer.strategy={"class_path": "training.sharding.ShardedStrategy", "init_args": '
+    '{"auto_wrap_policy": "training.sharding.lalrm_wrap_policy", "state_dict_type": "full"}}'
+)
+
+
+@pytest.mark.gpu
+def test_sharded_stage1_on_every_gpu_publishes_an_export_that_evaluates(home):
+    """The paper_fsdp path on the node's GPUs: ``lalrm_stage1`` through torchrun with Lightning
+    FSDP (``ShardedStrategy``, one unit per block, bf16-mixed); the export consolidated on rank 0
+    is published and ``lalrm_eval`` loads and evaluates it."""
+    gpus = torch.cuda.device_count()
+    if gpus < 2:
+        pytest.skip("needs 2 or more CUDA devices")
+    sharded = {
+        **TINY,
+        "device": "cuda",
+        "overrides": [*TINY["overrides"], SHARDED, "--trainer.precision=bf16-mixed"],
+    }
+    result = dg.materialize(
+        [lalrm_stage1, lalrm_eval],
+        resources=RESOURCES,
+        run_config={
+            "ops": {
+                "lalrm_stage1": {"config": sharded},
+                "lalrm_eval": {"config": {**EVAL, "device": "cuda", "model": "lalrm_stage1"}},
+            },
+            "resources": {"launcher": {"config": {**LAUNCHER["config"], "gpus": gpus}}},
+        },
+        raise_on_error=False,
+    )
+    assert result.success
+    events = {
+        e.asset_key.to_user_string(): values(e) for e in result.get_asset_materialization_events()
+    }
+    s1 = events["lalrm_stage1"]
+    assert s1["global_step"] == 2 and np.isfinite(s1["loss"])
+    version = registry.resolve(home, "lalrm_stage1").rsplit("/", 1)[-1]
+    log = (home.root.parent / "runs" / "lalrm_stage1" / version / "train.log").read_text()
+    assert f"Starting with {gpus} processes" in log
+    ev = events["lalrm_eval"]
+    assert ev["model"] == "lalrm_stage1" and 0 < ev["unseen/psnr"] < 60
