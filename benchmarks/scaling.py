@@ -39,7 +39,9 @@ checkpointing is not counted (it is hardware, not model, FLOPs). Peak bf16 dense
 ``--compile-blocks`` compiles every block (FSDP unit) with ``torch.compile`` before wrapping;
 ``--no-checkpointing`` turns per-block activation checkpointing off (more memory, no recompute).
 
-``--strategy ddp`` measures the paper configs' replicated alternative (DDP, bf16 autocast) for
+``--strategy fsdp2`` shards with FSDP2 (``training.sharding.fully_shard_blocks``: the same units,
+bf16 compute, fp32 reduction) and keeps the video model's frozen base as bf16 shards, which FSDP1
+cannot (one dtype per unit). ``--strategy ddp`` measures the paper configs' replicated alternative (DDP, bf16 autocast) for
 the models small enough to replicate (LaLRM, frame model). Every rank steps on the same random
 batch (speed only). Results: ``benchmarks/results/scaling_<gpu>[_ddp].json`` (``scaling_quick.json`` with ``--quick``).
 """
@@ -96,9 +98,16 @@ class Workload:
     """A model to shard, its FSDP unit classes, a per-rank batch and the loss of one step."""
 
     def __init__(
-        self, name: str, size: str, device: torch.device, batch: int, checkpointing: bool = True
+        self,
+        name: str,
+        size: str,
+        device: torch.device,
+        batch: int,
+        checkpointing: bool = True,
+        frozen_bf16: bool = False,
     ):
         self.name, self.size, self.device, self.batch = name, size, device, batch
+        self.frozen_bf16 = frozen_bf16
         self.checkpointing = checkpointing and size != "tiny"
         torch.manual_seed(0)
         with torch.device(device):
@@ -117,7 +126,8 @@ class Workload:
         from training.modules.video_model import CameraVideoModule
 
         kwargs = bench.module_kwargs(self.size, self.device)
-        kwargs["frozen_dtype"] = None  # FSDP1 units need one dtype: fp32 shards, bf16 compute
+        # FSDP1 units need one dtype (fp32 shards, bf16 compute); FSDP2 keeps frozen bf16 shards
+        kwargs["frozen_dtype"] = "bfloat16" if self.frozen_bf16 else None
         kwargs["gradient_checkpointing"] = self.checkpointing
         module = CameraVideoModule(**kwargs)
         module.forward = module.diffusion_loss  # the FSDP root's forward
@@ -233,7 +243,10 @@ def _rank_main(rank: int, world: int, port: int, job: dict, out: str) -> None:
     dist.init_process_group("nccl" if cuda else "gloo", rank=rank, world_size=world)
     result: dict = {"n": world, "batch_per_gpu": job["batch"]}
     try:
-        work = Workload(job["model"], job["size"], device, job["batch"], job["checkpointing"])
+        fsdp2 = job["strategy"] == "fsdp2"
+        work = Workload(
+            job["model"], job["size"], device, job["batch"], job["checkpointing"], fsdp2 and cuda
+        )
         result["activation_checkpointing"] = work.checkpointing
         if job["compile_blocks"]:
             result["compiled_blocks"] = work.compile_blocks()
@@ -248,6 +261,13 @@ def _rank_main(rank: int, world: int, port: int, job: dict, out: str) -> None:
                 device_id=device,
                 limit_all_gathers=True,
             )
+        elif fsdp2:  # fully_shard per block + root; frozen weights stay bf16 shards
+            from torch.distributed.device_mesh import init_device_mesh
+            from torch.distributed.fsdp import MixedPrecisionPolicy
+
+            mesh = init_device_mesh(device.type, (world,))
+            mp = MixedPrecisionPolicy(torch.bfloat16, torch.float32) if cuda else None
+            model = sharding.fully_shard_blocks(work.model, work.blocks, mesh, mp)
         else:  # ddp: replicated fp32 weights, bf16 autocast (the paper configs' `strategy: ddp`)
             from torch.nn.parallel import DistributedDataParallel as DDP
 
@@ -360,7 +380,7 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--batch", type=int, default=None, help="per-GPU batch (default: the config's)")
     ap.add_argument("--warmup", type=int, default=3)
     ap.add_argument("--iters", type=int, default=10)
-    ap.add_argument("--strategy", choices=("fsdp", "ddp"), default="fsdp")
+    ap.add_argument("--strategy", choices=("fsdp", "fsdp2", "ddp"), default="fsdp")
     ap.add_argument("--quick", action="store_true", help="CPU, gloo, tiny models, n = 1, 2")
     ap.add_argument(
         "--compile-blocks", action="store_true", help="torch.compile each block (FSDP unit)"
