@@ -43,7 +43,8 @@ checkpointing is not counted (it is hardware, not model, FLOPs). Peak bf16 dense
 bf16 compute, fp32 reduction) and keeps the video model's frozen base as bf16 shards, which FSDP1
 cannot (one dtype per unit). ``--strategy ddp`` measures the paper configs' replicated alternative (DDP, bf16 autocast) for
 the models small enough to replicate (LaLRM, frame model). Every rank steps on the same random
-batch (speed only). Results: ``benchmarks/results/scaling_<gpu>[_ddp].json`` (``scaling_quick.json`` with ``--quick``).
+batch (speed only). Results: ``benchmarks/results/scaling_<gpu>[_ddp|_fsdp2][_compiled][_nockpt].json``
+(``scaling_quick*.json`` with ``--quick``).
 """
 
 from __future__ import annotations
