@@ -37,7 +37,7 @@ from typing import Any
 import torch
 from diffusers import AutoencoderKLCogVideoX
 from diffusers.models.transformers.cogvideox_transformer_3d import CogVideoXBlock
-from lightning.pytorch.strategies import FSDPStrategy
+from lightning.pytorch.strategies import FSDPStrategy, ModelParallelStrategy
 from torch import Tensor, nn
 from torch.distributed.fsdp import MixedPrecision
 from transformers.models.t5.modeling_t5 import T5Block
@@ -70,6 +70,56 @@ class ShardedStrategy(FSDPStrategy):
         if self.mixed_precision is None and getattr(plugin, "precision", None) == "bf16-mixed":
             return BF16_MIXED
         return config
+
+
+class BlockShardStrategy(ModelParallelStrategy):
+    """Lightning's FSDP2 strategy (``ModelParallelStrategy``) as pure data-parallel sharding:
+    one mesh dimension ``data_parallel`` over every process (``WORLD_SIZE``, which torchrun sets
+    before the strategy is built), no tensor parallelism. The LightningModule shards itself in
+    ``configure_model`` (``fully_shard_blocks`` on its networks). This is the plan for modules
+    that call ``backward`` inside ``training_step`` (manual optimisation: DMD stage III), which
+    FSDP1 under Lightning's ``FSDPStrategy`` cannot run (its root unit is still in its forward
+    when the first backward reaches it). Checkpoints are full state dicts by default."""
+
+    def __init__(self, save_distributed_checkpoint: bool = False, **kwargs: Any):
+        import os
+
+        world = int(os.environ.get("WORLD_SIZE", "1"))
+        kwargs.setdefault("data_parallel_size", world)
+        kwargs.setdefault("tensor_parallel_size", 1)
+        super().__init__(save_distributed_checkpoint=save_distributed_checkpoint, **kwargs)
+
+
+def bf16_shard_policy(precision: str | None) -> Any:
+    """FSDP2 ``MixedPrecisionPolicy`` for a Lightning precision: bf16 compute and fp32 gradient
+    reduction for ``bf16-*``, None (full precision) otherwise."""
+    from torch.distributed.fsdp import MixedPrecisionPolicy
+
+    if str(precision).startswith("bf16"):
+        return MixedPrecisionPolicy(param_dtype=torch.bfloat16, reduce_dtype=torch.float32)
+    return None
+
+
+def is_fsdp2_sharded(module: nn.Module) -> bool:
+    """Whether ``module`` or one of its submodules was sharded with FSDP2 ``fully_shard``."""
+    from torch.distributed.fsdp import FSDPModule
+
+    return any(isinstance(m, FSDPModule) for m in module.modules())
+
+
+def same_on_all_ranks(value: int) -> int:
+    """Rank 0's ``value`` on every rank (a broadcast when a process group is up; else ``value``).
+    For random choices that decide how many forward passes a step makes: sharded units gather
+    their weights per pass, so every rank must make the same passes."""
+    import torch.distributed as dist
+
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+        return value
+    nccl = dist.get_backend() == "nccl"
+    device = torch.device("cuda", torch.cuda.current_device()) if nccl else torch.device("cpu")
+    chosen = torch.tensor([value], device=device)
+    dist.broadcast(chosen, src=0)
+    return int(chosen.item())
 
 
 def _wrap_blocks(
@@ -156,14 +206,18 @@ def full_state_dict(model: nn.Module) -> dict[str, Tensor]:
 
 
 def consolidate_for_export(pl_module: Any, prefix: str) -> dict[str, Tensor] | None:
-    """Under Lightning's ``FSDPStrategy``: gather the full state dict (a collective — call on
+    """Under Lightning's ``FSDPStrategy``, or when the module sharded itself with FSDP2
+    (``BlockShardStrategy``): gather the full state dict (a collective — call on
     every rank, e.g. in ``on_train_end``) and return, on rank 0, the entries under ``prefix``
     (e.g. ``"model."``) with the prefix removed, as fp32 CPU tensors. ``None`` on other ranks and
     for unsharded strategies (the module's own weights are complete there)."""
     trainer = pl_module.trainer
-    if not isinstance(trainer.strategy, FSDPStrategy):
+    if isinstance(trainer.strategy, FSDPStrategy):
+        full = trainer.strategy.lightning_module_state_dict()  # collective, full on rank 0
+    elif is_fsdp2_sharded(pl_module):  # BlockShardStrategy: the module sharded itself
+        full = full_state_dict(pl_module)  # collective, full on rank 0
+    else:
         return None
-    full = trainer.strategy.lightning_module_state_dict()  # collective, full on rank 0
     if not trainer.is_global_zero:
         return None
     state = {

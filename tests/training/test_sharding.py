@@ -31,7 +31,7 @@ from training.sharding import (
 TINY_DIT = {"num_layers": 2, "num_attention_heads": 2, "attention_head_dim": 16, "sample_size": 4}
 LR = 0.05
 FSDP_CONFIGS = [("lalrm", "lalrm_wrap_policy"), ("frame_stage2", "frame_wrap_policy")]
-FSDP_CONFIGS.append(("frame_stage3", "frame_wrap_policy"))
+FSDP_CONFIGS.append(("frame_stage3", None))  # FSDP2: the module shards itself (configure_model)
 
 
 @pytest.fixture(autouse=True)
@@ -69,10 +69,13 @@ def test_paper_fsdp_configs_change_only_the_strategy(model, policy):
     strategy = sharded["trainer"].pop("strategy")
     paper["trainer"].pop("strategy")
     assert sharded == paper
-    assert strategy["class_path"] == "training.sharding.ShardedStrategy"
-    args = strategy["init_args"]
-    assert args["auto_wrap_policy"] == f"training.sharding.{policy}"
-    assert args["sharding_strategy"] == "FULL_SHARD" and args["state_dict_type"] == "full"
+    if policy is None:
+        assert strategy == {"class_path": "training.sharding.BlockShardStrategy"}
+    else:
+        assert strategy["class_path"] == "training.sharding.ShardedStrategy"
+        args = strategy["init_args"]
+        assert args["auto_wrap_policy"] == f"training.sharding.{policy}"
+        assert args["sharding_strategy"] == "FULL_SHARD" and args["state_dict_type"] == "full"
     assert sharded["trainer"]["precision"] == "bf16-mixed"
     init = sharded["model"]["init_args"]
     checkpointing = init.get("gradient_checkpointing") or init.get("model", {}).get(
@@ -94,6 +97,17 @@ def test_sharded_strategy_keeps_the_batch_dtypes_and_reduces_in_fp32():
     assert full.param_dtype == torch.float32  # other precisions as Lightning's FSDPStrategy
 
 
+def test_block_shard_strategy_is_data_parallel_over_every_process(monkeypatch):
+    from training.sharding import BlockShardStrategy, same_on_all_ranks
+
+    monkeypatch.setenv("WORLD_SIZE", "8")
+    strategy = BlockShardStrategy()
+    assert strategy._data_parallel_size == 8 and strategy._tensor_parallel_size == 1
+    assert strategy._save_distributed_checkpoint is False  # full state dicts, as the FSDP1 plans
+    assert BlockShardStrategy(data_parallel_size=4)._data_parallel_size == 4
+    assert same_on_all_ranks(3) == 3  # no process group: the value itself
+
+
 def test_paper_fsdp_config_validates(capsys, monkeypatch):
     from training.cli import run
 
@@ -105,6 +119,13 @@ def test_paper_fsdp_config_validates(capsys, monkeypatch):
     printed = yaml.safe_load(capsys.readouterr().out)
     policy = printed["trainer"]["strategy"]["init_args"]["auto_wrap_policy"]
     assert policy == "training.sharding.lalrm_wrap_policy"
+    path = CONFIG_ROOT / "frame_stage3" / "paper_fsdp.yaml"
+    with pytest.raises(SystemExit) as done:
+        run(["fit", "--config", str(path), "--print_config"])
+    assert done.value.code in (0, None)
+    strategy = yaml.safe_load(capsys.readouterr().out)["trainer"]["strategy"]
+    assert strategy["class_path"] == "training.sharding.BlockShardStrategy"
+    assert strategy["init_args"]["save_distributed_checkpoint"] is False
 
 
 # ---- two processes over gloo -----------------------------------------------------------------

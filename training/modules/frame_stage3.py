@@ -51,7 +51,15 @@ from training.modules.frame_common import (
     local_folder,
     save_frame_export,
 )
-from training.sharding import consolidate_for_export, unsharded_copy
+from training.sharding import (
+    FRAME_BLOCKS,
+    bf16_shard_policy,
+    consolidate_for_export,
+    fully_shard_blocks,
+    is_fsdp2_sharded,
+    same_on_all_ranks,
+    unsharded_copy,
+)
 
 PAIRS_FILE = "teacher_pairs.safetensors"
 
@@ -162,6 +170,17 @@ class FrameDMDModule(L.LightningModule):
                 )
         self.last_generator_sample: Tensor | None = None
 
+    def configure_model(self) -> None:
+        """Under ``training.sharding.BlockShardStrategy`` (FSDP2; Lightning sets the device mesh):
+        shard the generator, the fake score and the frozen real score, one unit per block and one
+        per network, over the mesh's ``data_parallel`` dimension. Nothing otherwise."""
+        mesh = getattr(self, "_device_mesh", None)
+        if mesh is None or is_fsdp2_sharded(self):
+            return
+        policy = bf16_shard_policy(getattr(self.trainer, "precision", None))
+        for net in (self.generator, self.fake_score, self.real_score):
+            fully_shard_blocks(net, FRAME_BLOCKS, mesh["data_parallel"], policy)
+
     def train(self, mode: bool = True):
         super().train(mode)
         self.vae.eval()
@@ -177,8 +196,8 @@ class FrameDMDModule(L.LightningModule):
         ``noise``; differentiable w.r.t. the generator's last step only. Returns ``(x̂₀, k)``."""
         shape = cond.reference.shape
         noise = torch.randn(shape, device=cond.reference.device) if noise is None else noise
-        if k is None:
-            k = int(torch.randint(0, self.sampler.num_steps, ()))
+        if k is None:  # the same k on every rank: it sets how many generator passes run
+            k = same_on_all_ranks(int(torch.randint(0, self.sampler.num_steps, ())))
         x = self.sampler.simulate(self.generator, noise, cond, k)
         return self.sampler.predict_x0(self.generator, x, k, cond), k
 
@@ -260,7 +279,7 @@ class FrameDMDModule(L.LightningModule):
     # ---- export ------------------------------------------------------------------------------
 
     def on_train_end(self) -> None:
-        """Under FSDP: gather the generator's full weights onto rank 0 for ``export_pretrained``
+        """Sharded: gather the generator's full weights onto rank 0 for ``export_pretrained``
         (every rank takes part; ``training.sharding``)."""
         self._export_state = consolidate_for_export(self, "generator.")
 
