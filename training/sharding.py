@@ -4,7 +4,7 @@ Plan per model (``docs/scaling.md`` has the memory arithmetic and the launch com
 
 - one FSDP unit per transformer block — the auto-wrap policies below, named by dotted path in a
   config's ``trainer.strategy.init_args.auto_wrap_policy``: ``video_wrap_policy`` (CogVideoX
-  blocks of the frozen base and of the ControlNet copy, T5 blocks, the VAE), ``lalrm_wrap_policy``
+  blocks of the frozen base and of the ControlNet copy, T5 blocks; the VAE stays in the root), ``lalrm_wrap_policy``
   (the 24 LaLRM blocks), ``frame_wrap_policy`` (the 28 ``FrameBlock``\\ s of every FrameDiT: the
   stage-II model; in stage III the generator, the frozen real score and the fake score alike);
   everything outside the blocks (embeddings, heads, VAE of the frame model) lives in the root
@@ -35,7 +35,6 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 import torch
-from diffusers import AutoencoderKLCogVideoX
 from diffusers.models.transformers.cogvideox_transformer_3d import CogVideoXBlock
 from lightning.pytorch.strategies import FSDPStrategy, ModelParallelStrategy
 from torch import Tensor, nn
@@ -45,7 +44,9 @@ from transformers.models.t5.modeling_t5 import T5Block
 from models.frame.dit import FrameBlock
 from models.lalrm.model import Block as LaLRMBlock
 
-VIDEO_BLOCKS: tuple[type[nn.Module], ...] = (CogVideoXBlock, T5Block, AutoencoderKLCogVideoX)
+# not the VAE: the step calls its ``encode`` (not its forward), so its weights must be gathered
+# with the root unit's for the whole step; FSDP1 would hand ``encode`` empty shards
+VIDEO_BLOCKS: tuple[type[nn.Module], ...] = (CogVideoXBlock, T5Block)
 LALRM_BLOCKS: tuple[type[nn.Module], ...] = (LaLRMBlock,)
 FRAME_BLOCKS: tuple[type[nn.Module], ...] = (FrameBlock,)
 
@@ -145,8 +146,9 @@ def block_wrap_policy(block_classes: Iterable[type[nn.Module]]) -> Callable[...,
 
 
 def video_wrap_policy(module: nn.Module, recurse: bool, nonwrapped_numel: int = 0) -> bool:
-    """Camera video model: a unit per CogVideoX block (frozen base and trainable copies), per T5
-    block and the VAE (the same plan as ``training.modules.video_model.fsdp_wrap_policy``)."""
+    """Camera video model: a unit per CogVideoX block (frozen base and trainable copies) and per
+    T5 block; the VAE stays in the root unit (the same plan as
+    ``training.modules.video_model.fsdp_wrap_policy``)."""
     return _wrap_blocks(module, recurse, nonwrapped_numel, block_classes=VIDEO_BLOCKS)
 
 

@@ -444,10 +444,12 @@ class CameraVideoModule(L.LightningModule):
 
 def fsdp_wrap_policy(module: nn.Module, recurse: bool, nonwrapped_numel: int = 0) -> bool:
     """FSDP auto-wrap policy (``strategy.init_args.auto_wrap_policy`` in the YAML): one unit per
-    CogVideoX block (frozen base blocks and trainable copies alike), per T5 block, and the VAE."""
+    CogVideoX block (frozen base blocks and trainable copies alike) and per T5 block. The VAE
+    stays in the root unit: the step calls its ``encode``, not a forward, so its weights must be
+    gathered for the whole step."""
     if recurse:
         return True
-    return isinstance(module, (CogVideoXBlock, T5Block, AutoencoderKLCogVideoX))
+    return isinstance(module, (CogVideoXBlock, T5Block))
 
 
 # ---- sampling to files ---------------------------------------------------------------------
