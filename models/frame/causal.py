@@ -26,10 +26,12 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+from torch.distributed.fsdp import FSDPModule, FullyShardedDataParallel
 
 from .prope import prope_output, prope_qkv
 
 KV = tuple[Tensor, Tensor]
+_SHARDED_UNITS = (FSDPModule, FullyShardedDataParallel)
 
 
 @dataclass
@@ -57,6 +59,17 @@ def _heads(t: Tensor, heads: int, head_dim: int) -> Tensor:
     return t.view(B, n, heads, head_dim).transpose(1, 2)
 
 
+def _require_unsharded(block: nn.Module) -> None:
+    """``view_block`` calls a block's layers one by one, never its forward, and FSDP units gather
+    their weights only around their forward: refuse per-block sharded blocks clearly."""
+    if isinstance(block, _SHARDED_UNITS):
+        raise RuntimeError(
+            "the causal condition layout runs its blocks piecewise (view_block), which per-block "
+            "FSDP units do not gather weights for: train condition_attention='causal' replicated "
+            "(strategy ddp), or use condition_attention='full' with the sharded configs"
+        )
+
+
 def view_block(
     block: nn.Module,
     x: Tensor,
@@ -68,6 +81,7 @@ def view_block(
     """One ``FrameBlock`` on one view's tokens ``x [B, n, D]`` attending to itself and to the
     ``attended`` views' cached ``(k', v')``; ``mask [B, 1, 1, n + Σ n_attended]`` bool (True =
     visible) or None. Returns (the view's output ``[B, n, D]``, its own ``(k', v')``)."""
+    _require_unsharded(block)
     attn = block.attn1
     B, n, _ = x.shape
     shift_msa, scale_msa, gate_msa, shift_mlp, scale_mlp, gate_mlp = block.modulation(t_mod)

@@ -338,3 +338,23 @@ def test_two_process_fsdp_steps_consolidate_to_the_unsharded_weights(tmp_path, m
     assert set(exported) == set(reference)
     for k, v in reference.items():
         torch.testing.assert_close(exported[k], v, rtol=1e-4, atol=1e-6, msg=k)
+
+
+def test_causal_layout_refuses_per_block_sharding():
+    """The causal layout calls its blocks' layers piecewise: sharded blocks would hand it empty
+    shards, so it says so instead (one process, FSDP2 over gloo)."""
+    import torch.distributed as dist
+    from torch.distributed.device_mesh import init_device_mesh
+
+    from training.sharding import FRAME_BLOCKS, fully_shard_blocks
+
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(_free_port()))
+    dist.init_process_group("gloo", rank=0, world_size=1)
+    try:
+        dit = FrameDiT(**TINY_DIT, condition_attention="causal")
+        fully_shard_blocks(dit, FRAME_BLOCKS, mesh=init_device_mesh("cpu", (1,)))
+        x, t, cond = _frame_inputs()
+        with pytest.raises(RuntimeError, match="runs its blocks piecewise"):
+            dit(x, t, cond)
+    finally:
+        dist.destroy_process_group()
