@@ -73,6 +73,7 @@ import torch  # noqa: E402
 from diffusers.utils import logging as diffusers_logging  # noqa: E402
 from torch import Tensor, nn  # noqa: E402
 
+from datagen.atomic import atomic_write_json as write_json  # noqa: E402
 from models.autoencoders import decode, encode  # noqa: E402
 from models.autoencoders.image_vae import build_image_vae, image_vae_config  # noqa: E402
 from models.frame import (  # noqa: E402
@@ -461,13 +462,6 @@ def machine(device: torch.device) -> dict:
     info["tf32_matmul"] = torch.backends.cuda.matmul.allow_tf32
     info["tf32_cudnn_conv"] = torch.backends.cudnn.allow_tf32
     return info
-
-
-def write_json(path: Path, result: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
-    tmp.write_text(json.dumps(result, indent=2) + "\n")
-    os.replace(tmp, path)
 
 
 def main() -> None:

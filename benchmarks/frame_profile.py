@@ -38,6 +38,7 @@ sys.path[:0] = [str(REPO), str(REPO / "benchmarks")]
 import torch  # noqa: E402
 from torch.profiler import ProfilerActivity, profile  # noqa: E402
 
+from datagen.atomic import atomic_write_json  # noqa: E402
 from models.frame import ConditionCache, FrameCondition  # noqa: E402
 
 WATCHED = {  # operators whose inclusive time answers a question
@@ -214,10 +215,7 @@ def main(argv: list[str] | None = None) -> dict:
         del step
         if device.type == "cuda":
             torch.cuda.empty_cache()
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = args.out.with_name(args.out.name + ".tmp")
-    tmp.write_text(json.dumps(result, indent=1) + "\n")
-    tmp.replace(args.out)
+    atomic_write_json(args.out, result)
     print(f"wrote {args.out}")
     return result
 

@@ -37,7 +37,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import os
 import platform
 import sys
@@ -53,6 +52,7 @@ if str(REPO) not in sys.path:
 import torch  # noqa: E402
 from torch import Tensor  # noqa: E402
 
+from datagen.atomic import atomic_write_json as write_json  # noqa: E402
 from models.geometry import look_at, make_K, plucker_rays, scale_K  # noqa: E402
 from models.lalrm import (  # noqa: E402
     LaLRM,
@@ -321,13 +321,6 @@ def machine(device: torch.device) -> dict:
         info.update(gpu=torch.cuda.get_device_name(device), cuda=torch.version.cuda)
     info["load_average"] = [round(x, 2) for x in os.getloadavg()]
     return info
-
-
-def write_json(path: Path, result: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
-    tmp.write_text(json.dumps(result, indent=2) + "\n")
-    os.replace(tmp, path)
 
 
 def parse_args(argv=None) -> argparse.Namespace:

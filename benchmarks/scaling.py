@@ -69,6 +69,7 @@ from tqdm import tqdm
 REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO), str(REPO / "benchmarks")]
 
+from datagen.atomic import atomic_write_json as write_json  # noqa: E402
 from models.frame import FrameCondition, FrameDiT  # noqa: E402
 from models.lalrm import LaLRM, lalrm_config  # noqa: E402
 from training import sharding  # noqa: E402
@@ -306,9 +307,7 @@ def _rank_main(rank: int, world: int, port: int, job: dict, out: str) -> None:
             raise
         result.update(fits=False, error=f"out of memory on rank {rank}: {str(error)[:200]}")
     if rank == 0:
-        tmp = Path(out).with_suffix(".tmp")
-        tmp.write_text(json.dumps(result))
-        tmp.replace(out)
+        write_json(Path(out), result)
     dist.destroy_process_group()
 
 
@@ -364,13 +363,6 @@ def machine(cuda: bool) -> dict:
     else:
         info["cpu_threads_per_rank"] = 1
     return info
-
-
-def write_json(path: Path, result: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(result, indent=2) + "\n")
-    tmp.replace(path)
 
 
 def main(argv: list[str] | None = None) -> dict:

@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import math
 import os
 import platform
@@ -48,6 +47,7 @@ if str(REPO) not in sys.path:
 
 import torch  # noqa: E402
 
+from datagen.atomic import atomic_write_json  # noqa: E402
 from datagen.clips import Clip, Provenance  # noqa: E402
 from datagen.shards import encode_clip, load_manifest, read_clips, write_shard_set  # noqa: E402
 from datagen.store import LocalStore, s3_options_from_env, store_from_uri  # noqa: E402
@@ -270,13 +270,6 @@ def machine_info() -> dict:
     }
 
 
-def write_json_atomic(path: Path, data: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(data, indent=2) + "\n")
-    os.replace(tmp, path)
-
-
 def run_cases(root: Path, clips: list[Clip], args, record: bool) -> dict[str, dict]:
     """Every case once; `record=False` is the untimed warm-up on a small set."""
     cases: dict[str, dict] = {}
@@ -403,7 +396,7 @@ def main() -> None:
         "cases": cases,
         "ratios": ratios(cases),
     }
-    write_json_atomic(args.out, result)
+    atomic_write_json(args.out, result)
 
     print(
         f"{args.clips} clips {args.size}x{args.size}x{args.frames}, {shards} shards, "

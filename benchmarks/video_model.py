@@ -57,6 +57,7 @@ import torch  # noqa: E402
 import yaml  # noqa: E402
 from diffusers.utils import logging as diffusers_logging  # noqa: E402
 
+from datagen.atomic import atomic_write_json as write_json  # noqa: E402
 from models.autoencoders import latents as vae_latents  # noqa: E402
 from models.autoencoders.video_vae import video_vae_config  # noqa: E402
 from models.geometry import K_from_fov, look_at  # noqa: E402
@@ -370,13 +371,6 @@ def machine(device: torch.device) -> dict:
         info.update(gpu=props.name, gpu_memory_gib=_r(props.total_memory / GIB, 1))
         info["cuda"] = torch.version.cuda
     return info
-
-
-def write_json(path: Path, result: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(result, indent=2) + "\n")
-    tmp.replace(path)
 
 
 def main(argv: list[str] | None = None) -> dict:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -21,3 +22,8 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
     finally:
         tmp.unlink(missing_ok=True)
     return path
+
+
+def atomic_write_json(path: str | os.PathLike, obj) -> Path:
+    """``obj`` as indented JSON (newline-terminated), written atomically. Returns the path."""
+    return atomic_write_bytes(path, (json.dumps(obj, indent=2) + "\n").encode())
