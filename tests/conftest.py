@@ -1,3 +1,3 @@
 """Shared pytest configuration."""
 
-pytest_plugins = ["tests.fixtures.s3_server", "tests.fixtures.ui_server"]
+pytest_plugins = ["tests.fixtures.s3_server", "tests.fixtures.threads", "tests.fixtures.ui_server"]

@@ -42,13 +42,7 @@ from tests.fixtures.ingest_scene import rendered
 PSNR_MIN_DB = 20.0  # anchors vs the ground-truth target image, covered pixels
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    """One intra-op thread: on a shared 2-core machine two OpenMP threads stall each other."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread_module")
 
 
 def _video_frames(r: dict, video_id: str = "room") -> VideoFrames:

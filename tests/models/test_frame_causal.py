@@ -13,13 +13,7 @@ from models.geometry import random_rotation
 from tests.models.test_frame_dit import C, condition, h, make_dit, run, w
 from tests.models.test_frame_pipeline import CountingVAE, cloud, path
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def causal(enc="prope", **kw) -> FrameDiT:

@@ -24,12 +24,7 @@ C, h, w, IMG = 4, 8, 8, 64
 TINY = {"num_layers": 2, "num_attention_heads": 2, "attention_head_dim": 32, "sample_size": 8}
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def make_dit(camera_encoding="prope", seed=0, **kw) -> FrameDiT:

@@ -12,12 +12,7 @@ from models.render import render_points
 S = 64
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def path(n: int) -> tuple[torch.Tensor, torch.Tensor]:

@@ -19,12 +19,7 @@ HEAD_DIM, HEADS, HP, WP, VIEWS, IMG = 16, 2, 2, 3, 3, 48
 N = HP * VIEWS * WP
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def rigid(g: torch.Generator, scale: float = 1.0) -> torch.Tensor:

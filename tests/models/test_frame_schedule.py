@@ -6,13 +6,7 @@ from diffusers import DDPMScheduler
 
 from models.frame import DiffusionSchedule, TimestepSampler, ddim_sample
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def test_alphas_match_diffusers_ddpm_linear():

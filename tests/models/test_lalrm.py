@@ -21,14 +21,7 @@ from models.lalrm import (
     vgg19_layer_names,
 )
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """One intra-op thread: on the shared 2-core machine two threads stall each other."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def cameras(B: int, F: int, H: int, W: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:

@@ -19,13 +19,7 @@ from models.lalrm import (
 from models.metrics import LPIPS
 from tests.models.test_lalrm import cameras
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.mark.parametrize(("upsample", "map_hw"), [(16, (480, 720)), (8, (240, 360))])

@@ -24,13 +24,7 @@ CONF = 0.3  # "confident" pixels
 cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    """One intra-op thread: on small shared CPUs, OpenMP spin-waiting makes 2 threads far slower."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread_module")
 
 
 def _texture(a: torch.Tensor, b: torch.Tensor, seed: int) -> torch.Tensor:

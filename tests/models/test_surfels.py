@@ -20,12 +20,7 @@ LEVELS = torch.tensor([0.0, 1.0, 2.0, 4.0])  # uneven spacing on purpose (log2 u
 F, W, H = 40.0, 32, 32
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _plane(z: float, spacing: float, native: float, color=(1.0, 0.5, 0.25)) -> SurfelSet:

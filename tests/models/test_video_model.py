@@ -32,12 +32,7 @@ TINY_BASE = dict(
 B, C, T, h, w = 2, 4, 3, 8, 6  # 9 frames at 64x48 pixels; 3 x 4 x 3 = 36 video tokens
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def make(seed: int = 0, **control):

@@ -35,12 +35,7 @@ from models.zoom.toy import GaussianPriorDenoiser, prior_embeds, toy_targets
 N, C, S, P = 4, 3, 32, 2
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

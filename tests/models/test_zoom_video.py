@@ -6,13 +6,7 @@ import torch
 from models.zoom import crop_centre, log_zoom_path, render_images, zoom_frame, zoom_video
 from models.zoom.toy import toy_targets
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.mark.parametrize("p", [2, 4])

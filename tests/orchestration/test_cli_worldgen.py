@@ -10,7 +10,6 @@ import socket
 import dagster as dg
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 
 from assets.partitions import WORLD_REQUESTS
@@ -19,13 +18,7 @@ from datagen.world_files import read_manifest, video_frame_count
 from datagen.world_requests import load_request
 from orchestration.cli_worldgen import add_worldgen_commands, parse_checkpoints
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture

@@ -24,12 +24,7 @@ F = 9
 QUICK = {"steps": 2, "guidance_scale": 2.0, "device": "cpu"}
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

@@ -5,7 +5,6 @@ world-inbox sensor turns folders into requests once each."""
 import dagster as dg
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 
 from assets.partitions import WORLD_REQUESTS
@@ -18,12 +17,7 @@ FAST = {"frames_per_level": 2, "orbit_frames": 2, "fit_steps": 1, "refine_steps"
         "device": "cpu"}  # fmt: skip
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _png(path, seed=0):

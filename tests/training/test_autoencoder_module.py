@@ -17,14 +17,7 @@ from training.data import ClipDataModule
 from training.modules.autoencoder import AutoencoderModule, kl_per_value, psnr
 from training.publish import publish_directory
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """One intra-op thread: on the shared 2-core machine two threads stall each other."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture

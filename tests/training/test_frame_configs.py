@@ -4,7 +4,6 @@ stages chain through the CLI on shard sets (stage I -> II -> synthetic finetune 
 import json
 
 import pytest
-import torch
 import yaml
 
 from datagen.shards import write_shard_set
@@ -24,12 +23,7 @@ CONFIGS = {
 ALL = [(m, s) for m, sizes in CONFIGS.items() for s in sizes]
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def cfg(model: str, size: str) -> dict:

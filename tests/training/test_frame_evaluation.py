@@ -27,12 +27,7 @@ S = 32
 TINY_DIT = {"num_layers": 1, "num_attention_heads": 2, "attention_head_dim": 16, "sample_size": 4}
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def plane_path(shifts=(0.0, 0.1, 0.2), depth=2.0, f=32.0, period=1.0):

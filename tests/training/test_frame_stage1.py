@@ -10,12 +10,7 @@ from training.modules.frame_stage1 import ImagePriorModule
 S = 64
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def make(**kw) -> ImagePriorModule:

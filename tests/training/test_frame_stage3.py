@@ -23,12 +23,7 @@ S = 64
 TINY_DIT = {"num_layers": 1, "num_attention_heads": 2, "attention_head_dim": 32, "sample_size": 8}
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def frame_batch(B=2, seed=0) -> dict:

@@ -28,13 +28,7 @@ from training.modules.lalrm import LaLRMModule, stage_upsample
 S = 32  # pixels: latents 4x4 -> 2x2 tokens per latent frame
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """One intra-op thread: on the shared 2-core machine two threads stall each other."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def smooth_clip(key: str, frames: int = 16, size: int = S, seed: int = 0, latents=None):

@@ -34,12 +34,7 @@ FSDP_CONFIGS = [("lalrm", "lalrm_wrap_policy"), ("frame_stage2", "frame_wrap_pol
 FSDP_CONFIGS.append(("frame_stage3", None))  # FSDP2: the module shards itself (configure_model)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def test_policies_wrap_exactly_the_transformer_blocks():

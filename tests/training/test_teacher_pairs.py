@@ -34,12 +34,7 @@ TINY_DIT = {"num_layers": 1, "num_attention_heads": 2, "attention_head_dim": 16,
 SPEC = TeacherPairsSpec(num_pairs=5, steps=3, seed=7, batch_size=2, targets_per_clip=3)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture

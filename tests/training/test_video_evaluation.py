@@ -31,12 +31,7 @@ from training.modules.video_model import CameraVideoModule
 S, F = 32, 9
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def tiny_module(seed: int = 0) -> CameraVideoModule:

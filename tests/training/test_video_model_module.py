@@ -28,12 +28,7 @@ S = 32  # pixels; 9 frames -> latents 3 x 4 x 4, 12 video tokens
 GOLDEN_RE10K = Path(__file__).resolve().parents[1] / "data" / "golden" / "cameras" / "re10k.txt"
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def tiny_kwargs(**overrides) -> dict:

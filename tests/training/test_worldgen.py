@@ -41,12 +41,7 @@ S, N, P = 32, 3, 2
 PLANE = PlaneDepth(torch.tensor([0.0, 0.0, 3.0]), torch.tensor([0.15, 0.1, -1.0]))
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 class AffinePlane:
