@@ -21,6 +21,9 @@ shared with independent sampling); ``overhead_fraction`` = blend_render / denois
 measure), ``overhead_with_noise_fraction`` = (blend_render + noise) / denoiser, and the
 end-to-end time of joint vs independent sampling (N independent chains batched into the same
 denoiser calls). ``--compile 0,1,2``: eager, ``compile_consolidation=True``, ``"cudagraphs"``.
+``isolated_ms_per_call``: the blending + re-rendering and the noise rendering timed on their own
+(synchronised per call, back to back, and on CUDA their GPU time and kernel count), which tells
+launch cost from GPU work.
 
     .venv/bin/python benchmarks/zoom_stack.py [--seeds 4 --steps 10 --devices cpu,cuda]
 """
@@ -142,6 +145,51 @@ def pixart_denoiser(size: str, dev: torch.device):
     return DiffusersDenoiser(model), model.config.caption_channels or dim
 
 
+def isolated_consolidation(sampler: JointZoomSampler, shape, dev: torch.device, calls: int = 50):
+    """The sampler's blending + re-rendering and noise rendering on their own (``[N, C, H, W]``
+    inputs), per call: ``synced_ms`` (median of synchronise → call → synchronise, what the
+    sampler's profile sees), ``pipelined_ms`` (``calls`` calls back to back / calls: the launch
+    rate), ``device_ms`` and ``kernels`` (torch.profiler: GPU time and kernel launches)."""
+    from torch.profiler import ProfilerActivity, profile
+
+    cuda = dev.type == "cuda"
+
+    def sync():
+        if cuda:
+            torch.cuda.synchronize(dev)
+
+    x = torch.randn(*shape, device=dev)
+    out = {}
+    for name, fn in (("blend_render", sampler._blend_render), ("noise", sampler._render_noise)):
+        for _ in range(3):
+            fn(x)
+        synced = []
+        for _ in range(calls):
+            sync()
+            t0 = time.perf_counter()
+            fn(x)
+            sync()
+            synced.append(time.perf_counter() - t0)
+        sync()
+        t0 = time.perf_counter()
+        for _ in range(calls):
+            fn(x)
+        sync()
+        pipelined = (time.perf_counter() - t0) / calls
+        row = {"synced_ms": round(1e3 * sorted(synced)[calls // 2], 4),
+               "pipelined_ms": round(1e3 * pipelined, 4)}  # fmt: skip
+        if cuda:
+            with profile(activities=[ProfilerActivity.CUDA]) as prof:
+                for _ in range(10):
+                    fn(x)
+                sync()
+            kernels = [e for e in prof.key_averages() if e.self_device_time_total > 0]
+            row["device_ms"] = round(sum(e.self_device_time_total for e in kernels) / 1e4, 4)
+            row["kernels"] = sum(e.count for e in kernels) / 10
+        out[name] = row
+    return out
+
+
 def overhead(
     device: str,
     width: int,
@@ -186,6 +234,7 @@ def overhead(
                 if total < best.get("joint_s", 1e9):
                     best["joint_s"], best["timings"] = total, out.timings
     tm = best["timings"]
+    isolated = isolated_consolidation(samplers["joint"], (N, C, S, S), dev)
     return {
         "device": torch.cuda.get_device_name(dev)
         if dev.type == "cuda"
@@ -206,6 +255,7 @@ def overhead(
         "joint_s": round(best["joint_s"], 4),
         "independent_s": round(best["independent_s"], 4),
         "joint_over_independent": round(best["joint_s"] / best["independent_s"], 4),
+        "isolated_ms_per_call": isolated,
     }
 
 

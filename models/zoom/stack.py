@@ -33,35 +33,39 @@ import torch
 from torch import Tensor
 
 
-def step_kernel(p: int, sigma: float | None = None, dtype=torch.float32, device=None) -> Tensor:
-    """1D weights ``[p]`` (sum 1) of the separable ``p × p`` truncated Gaussian; ``sigma`` in
-    fine-image pixels, default ``p / 2``."""
+def step_weights(p: int, sigma: float | None = None) -> list[float]:
+    """1D weights (sum 1) of the separable ``p × p`` truncated Gaussian as Python floats;
+    ``sigma`` in fine-image pixels, default ``p / 2``. Plain floats, so that compiled samplers
+    bake them into their kernels (no tensor constants, no host copies)."""
     if p < 2:
         raise ValueError(f"zoom factor p must be >= 2, got {p}")
     sigma = p / 2 if sigma is None else sigma
-    d = torch.arange(p, dtype=torch.float64) - (p - 1) / 2
-    g = torch.exp(-0.5 * (d / sigma) ** 2)
-    return (g / g.sum()).to(dtype=dtype, device=device)
+    g = [math.exp(-0.5 * ((i - (p - 1) / 2) / sigma) ** 2) for i in range(p)]
+    total = sum(g)
+    return [x / total for x in g]
+
+
+def step_kernel(p: int, sigma: float | None = None, dtype=torch.float32, device=None) -> Tensor:
+    """``step_weights`` as a tensor ``[p]``."""
+    return torch.tensor(step_weights(p, sigma), dtype=torch.float64).to(dtype=dtype, device=device)
 
 
 def noise_gain(p: int, sigma: float | None = None) -> float:
-    """Per-step noise rescaling ``1/‖w‖₂`` of the 2D step kernel (``= p`` for ``p = 2``). Plain
-    Python floats (``step_kernel``'s weights), so compiled samplers need no host sync for it."""
-    sigma = p / 2 if sigma is None else sigma
-    g = [math.exp(-0.5 * ((i - (p - 1) / 2) / sigma) ** 2) for i in range(p)]
-    total = sum(g)
-    return 1.0 / sum((x / total) ** 2 for x in g)  # ‖outer(w, w)‖₂ = ‖w‖₂²
+    """Per-step noise rescaling ``1/‖w‖₂`` of the 2D step kernel (``= p`` for ``p = 2``)."""
+    return 1.0 / sum(x * x for x in step_weights(p, sigma))  # ‖outer(w, w)‖₂ = ‖w‖₂²
 
 
 def downsample(x: Tensor, p: int, sigma: float | None = None) -> Tensor:
-    """``D_1``: ``[..., H, W]`` -> ``[..., H/p, W/p]`` (truncated-Gaussian prefilter, stride ``p``)."""
+    """``D_1``: ``[..., H, W]`` -> ``[..., H/p, W/p]`` (truncated-Gaussian prefilter, stride ``p``).
+
+    Written as weighted sums of strided slices (no matmul, no weight tensor): under
+    ``torch.compile`` it fuses with its neighbours into a few pointwise kernels."""
     H, W = x.shape[-2:]
     if H % p or W % p:
         raise ValueError(f"image size {H}x{W} is not divisible by p={p}")
-    w = step_kernel(p, sigma, dtype=x.dtype, device=x.device)
-    x = x.reshape(*x.shape[:-1], W // p, p) @ w  # [..., H, W/p]
-    x = (x.reshape(*x.shape[:-2], H // p, p, W // p) * w[:, None]).sum(-2)
-    return x
+    w = step_weights(p, sigma)
+    x = sum(w[a] * x[..., a::p] for a in range(1, p)) + w[0] * x[..., 0::p]  # [..., H, W/p]
+    return sum(w[a] * x[..., a::p, :] for a in range(1, p)) + w[0] * x[..., 0::p, :]
 
 
 def downsample_k(x: Tensor, p: int, k: int, sigma: float | None = None) -> Tensor:
