@@ -40,6 +40,10 @@ Peak memory = ``max_memory_allocated`` over the (variant, steps) run, resident w
                                part of the generator), each step runs the target tokens only
     bf16_compile_causal_small_codec  the above + the small VAE (same random-weight caveat) for
                                both the anchor encode and the decode
+    bf16_frame_graph           the models of bf16_compile_causal_small_codec run through
+                               ``FramePipeline.compile()``: a frame's whole work is one compiled
+                               graph (one CUDA-graph replay per frame with reduce-overhead);
+                               latency only, no per-part marks
 
 Compile: both layouts' forwards compile to one graph each (no host syncs), so
 ``--compile-mode reduce-overhead`` runs them as CUDA graphs. On CPU the default ``--compile-backend`` is ``eager`` (dynamo
@@ -111,6 +115,10 @@ DESCRIPTIONS = {
     "step runs the 1024 target tokens only; full VAE",
     "bf16_compile_causal_small_codec": "bf16_compile_causal + a small encoder for the anchor and "
     "a small decoder (random weights, speed only: image quality NOT measured)",
+    "bf16_frame_graph": "bf16_compile_causal_small_codec's models run through "
+    "FramePipeline.compile(): a frame's whole work (anchor encode, anchor keys/values, every "
+    "step, decode) is one compiled graph, one CUDA-graph replay per frame with --compile-mode "
+    "reduce-overhead; no per-part marks (components not reported)",
 }
 STEPS = {2: (999, 200), 1: (999,)}
 REFERENCE_FPS = {"worldfm_a100_2step": 10.0, "worldfm_rtx4090_1step": 7.0}
@@ -125,6 +133,7 @@ class Spec:
     tiny_decoder: bool
     causal: bool = False
     small_encoder: bool = False
+    frame_graph: bool = False
 
 
 SPECS = {
@@ -135,6 +144,9 @@ SPECS = {
     "bf16_compile_causal": Spec(torch.bfloat16, True, True, False, causal=True),
     "bf16_compile_causal_small_codec": Spec(
         torch.bfloat16, True, True, True, causal=True, small_encoder=True
+    ),
+    "bf16_frame_graph": Spec(
+        torch.bfloat16, True, True, True, causal=True, small_encoder=True, frame_graph=True
     ),
 }
 
@@ -401,6 +413,55 @@ def measure(
     return out
 
 
+def frame_graph_pipeline(
+    gen: FrameDiT, vae: nn.Module, schedule, steps: int, mode: str, backend: str, scene
+) -> FramePipeline:
+    """A ``FramePipeline`` over ``gen`` and ``vae`` (encode and decode) compiled as one graph per
+    frame, with the scene ``(ref_rgb, K, c2w, seed, points)`` set."""
+    for sub in ("encoder", "decoder"):  # the frame graph compiles them itself
+        setattr(vae, sub, unwrap(getattr(vae, sub)))
+    ref_rgb, K, c2w, seed, pts = scene
+    pipe = FramePipeline(gen, vae, schedule, STEPS[steps], seed=seed)
+    if backend == "inductor":
+        pipe.compile(mode=mode)
+    else:
+        pipe.compile(mode=None, backend=backend)
+    pipe.set_scene(ref_rgb, K, c2w, points=pts, colors=pts)
+    return pipe
+
+
+def measure_pipeline(
+    pipe: FramePipeline, anchors: Tensor, K: Tensor, c2ws: Tensor, warmup: int, iters: int, device
+) -> dict:
+    """Latency of ``pipe.render_from_anchor`` (the frame graph): as ``measure``, no components."""
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    for i in range(warmup):
+        pipe.render_from_anchor(anchors[i % len(anchors)], K, c2ws[i % len(c2ws)])
+    sync(device)
+    lat = []
+    for i in range(iters):
+        sync(device)
+        t0 = time.perf_counter()
+        pipe.render_from_anchor(anchors[i % len(anchors)], K, c2ws[i % len(c2ws)])
+        sync(device)
+        lat.append((time.perf_counter() - t0) * 1000.0)
+    lat_stats = stats(lat)
+    out = {
+        "timesteps": list(pipe.sampler.timesteps),
+        "warmup": warmup,
+        "iters": iters,
+        "latency_ms": lat_stats,
+        "fps": _r(1000.0 / lat_stats["median"]),
+        "fps_mean": _r(1000.0 / lat_stats["mean"]),
+        "components_ms_median": None,
+        "peak_memory_gb": None,
+    }
+    if device.type == "cuda":
+        out["peak_memory_gb"] = _r(torch.cuda.max_memory_allocated(device) / 2**30, 3)
+    return out
+
+
 @torch.no_grad()
 def check_against_eager(m: Models, schedule: DiffusionSchedule, anchor_rgb, K, c2w) -> float:
     """Max |Δ| between the compiled variant's frame and the same models run eagerly."""
@@ -462,6 +523,47 @@ def machine(device: torch.device) -> dict:
     info["tf32_matmul"] = torch.backends.cuda.matmul.allow_tf32
     info["tf32_cudnn_conv"] = torch.backends.cudnn.allow_tf32
     return info
+
+
+def run_frame_graph(
+    name, entry, gen, vae, schedule, step_list, args, backend, scene, anchors, c2ws, device
+) -> None:
+    """The ``frame_graph`` variant: per step count a compiled ``FramePipeline``; its first frame
+    (the compile) timed apart; frames checked against the same pipeline run eagerly."""
+    entry["compile"] = {"backend": backend, "mode": args.compile_mode, "scope": "whole frame"}
+    entry["steps"], entry["compile_s"] = {}, {}
+    K = scene[1]
+    with sdpa_context(args.sdpa, device, torch.bfloat16):
+        for s in step_list:
+            try:
+                t0 = time.perf_counter()
+                pipe = frame_graph_pipeline(
+                    gen, vae, schedule, s, args.compile_mode, backend, scene
+                )
+                got = pipe.render_from_anchor(anchors[0], K, c2ws[0])
+                sync(device)
+            except Exception as e:  # reported; the variant is skipped
+                entry["error"] = f"{type(e).__name__}: {e}"[:2000]
+                print(name, "compile failed:", entry["error"].splitlines()[0], flush=True)
+                return
+            entry["compile_s"][str(s)] = _r(time.perf_counter() - t0, 1)
+            print(f"{name}: steps={s} compiled in {entry['compile_s'][str(s)]} s", flush=True)
+            r = measure_pipeline(pipe, anchors, K, c2ws, args.warmup, args.iters, device)
+            if not args.no_check:
+                eager = FramePipeline(gen, vae, schedule, STEPS[s], seed=scene[3])
+                eager.set_scene(
+                    *scene[:3], points=pipe._scene["points"], colors=pipe._scene["colors"]
+                )
+                want = eager.render_from_anchor(anchors[0], K, c2ws[0])
+                r["max_abs_diff_vs_eager"] = float((got - want).abs().max())
+            entry["steps"][str(s)] = r
+            print(
+                f"{name:27s} steps={s} latency {r['latency_ms']['median']:8.2f} ms "
+                f"(p90 {r['latency_ms']['p90']:.2f})  {r['fps']:7.2f} fps  "
+                f"peak {r['peak_memory_gb']} GB",
+                flush=True,
+            )
+            del pipe
 
 
 def main() -> None:
@@ -623,6 +725,12 @@ def main() -> None:
                 )
             decoder = tiny_vae
         encoder_vae = tiny_vae if spec.small_encoder else vae
+        if spec.frame_graph:
+            run_frame_graph(name, entry, gen, decoder, schedule, step_list, args, backend,
+                            (ref_rgb, K, ref_c2w, args.seed, anchors.new_zeros(16, 3)), anchors,
+                            c2ws, device)  # fmt: skip
+            write_json(args.out, result)
+            continue
         model, anchor_kv = gen, gen.anchor_kv
         if spec.compile:
             entry["compile"] = {"backend": backend, "mode": args.compile_mode if backend == "inductor" else None,

@@ -10,8 +10,11 @@ Workloads (random weights, ``--size`` of the PixArt-Σ family; ``paper`` = XL/2,
     generate   the causal layout's per-frame generator work at batch 1 in bf16: the anchor's
                keys/values (``anchor_kv``) + one target step against the cached reference
 
-Eager only: the point is to attribute time to operators (PRoPE's ``einsum`` and ``cat``, the
-linears, attention, layer norms, dtype copies), which compiled graphs fuse away. Reported per
+Eager by default: the point is to attribute time to operators (PRoPE's ``einsum`` and ``cat``,
+the linears, attention, layer norms, dtype copies), which compiled graphs fuse away.
+``--compile`` profiles what is left after inductor (every block compiled for ``train``; the
+generator's forward and ``anchor_kv`` for ``generate``; no CUDA graphs, so that kernels show):
+the fused Triton kernels then appear under ``kernels``. Reported per
 workload: wall time per iteration, and per operator the device time per iteration (``self``:
 its own kernels; ``total``: with its children, e.g. ``aten::einsum`` → its ``bmm`` and copies),
 with the share of the iteration's device time; the top kernels on CUDA. Backward kernels count
@@ -65,11 +68,13 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def train_step(size: str, device: torch.device, batch: int, checkpointing: bool):
+def train_step(size: str, device: torch.device, batch: int, checkpointing: bool, compiled: bool):
     """A closure running one stage-II forward + backward (``scaling.Workload``)."""
     from scaling import Workload
 
     work = Workload("frame_stage2", size, device, batch, checkpointing)
+    if compiled:
+        work.compile_blocks()
     model = work.model.train()
 
     def step() -> None:
@@ -79,9 +84,9 @@ def train_step(size: str, device: torch.device, batch: int, checkpointing: bool)
     return step
 
 
-def generate_step(size: str, device: torch.device):
+def generate_step(size: str, device: torch.device, compiled: bool):
     """A closure running the causal generator's per-frame work (anchor pass + one step)."""
-    from frame_model import build_generator
+    from frame_model import build_generator, compile_anchor_kv, compile_module
 
     dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
     gen = build_generator(size, device, dtype, seed=0, causal=True)
@@ -101,11 +106,14 @@ def generate_step(size: str, device: torch.device):
     with torch.no_grad():
         reference = gen.reference_kv(cond)
     x, t = latent(), torch.tensor([999], device=device)
+    backend = "inductor" if device.type == "cuda" else "eager"
+    forward = compile_module(gen, "default", backend) if compiled else gen
+    anchor_kv = compile_anchor_kv(gen, "default", backend) if compiled else gen.anchor_kv
 
     @torch.no_grad()
     def step() -> None:
-        cache = ConditionCache(reference, gen.anchor_kv(cond, reference))
-        gen(x, t, cond, cache=cache)
+        cache = ConditionCache(reference, anchor_kv(cond, reference))
+        forward(x, t, cond, cache=cache)
 
     return step
 
@@ -185,6 +193,9 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--workloads", default="train,generate")
     ap.add_argument("--batch", type=int, default=8, help="training batch (paper: 8 per GPU)")
     ap.add_argument("--no-checkpointing", action="store_true")
+    ap.add_argument(
+        "--compile", action="store_true", help="profile torch.compile'd code (no CUDA graphs)"
+    )
     ap.add_argument("--warmup", type=int, default=3)
     ap.add_argument("--iters", type=int, default=5)
     ap.add_argument("--top", type=int, default=25)
@@ -203,19 +214,22 @@ def main(argv: list[str] | None = None) -> dict:
         "torch": torch.__version__,
         "batch": args.batch,
         "activation_checkpointing": not args.no_checkpointing,
+        "compiled": args.compile,
         "iters": args.iters,
         "workloads": {},
     }
     for name in workloads:
         if name == "train":
-            step = train_step(args.size, device, args.batch, not args.no_checkpointing)
+            step = train_step(
+                args.size, device, args.batch, not args.no_checkpointing, args.compile
+            )
         else:
-            step = generate_step(args.size, device)
+            step = generate_step(args.size, device, args.compile)
         result["workloads"][name] = run(name, step, device, args.warmup, args.iters, args.top)
+        atomic_write_json(args.out, result)  # each workload's result kept as it finishes
         del step
         if device.type == "cuda":
             torch.cuda.empty_cache()
-    atomic_write_json(args.out, result)
     print(f"wrote {args.out}")
     return result
 

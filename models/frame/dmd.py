@@ -49,6 +49,7 @@ class FewStepSampler:
                 f"timestep {ts[0]} outside the {schedule.num_train_timesteps}-step schedule"
             )
         self.schedule, self.timesteps, self.stochastic = schedule, ts, stochastic
+        self._coeffs = [schedule.coeffs_at(t) for t in ts]  # Python floats: no lookups in graphs
 
     @property
     def num_steps(self) -> int:
@@ -59,20 +60,21 @@ class FewStepSampler:
 
     def predict_x0(self, model: Model, x: Tensor, k: int, cond: FrameCondition, **kw) -> Tensor:
         """x̂₀ of the generator at ``x = x_{t_k}``."""
-        t = self._t(k, x)
-        return self.schedule.split(x, model(x, t, cond, **kw), t)[0]
+        pred = model(x, self._t(k, x), cond, **kw)
+        return self.schedule.split_with(x, pred, *self._coeffs[k])[0]
 
     def step(
         self, model: Model, x: Tensor, k: int, cond: FrameCondition, **kw
     ) -> tuple[Tensor, Tensor | None]:
         """``(x̂₀, x_{t_{k+1}})`` from ``x = x_{t_k}`` (next is None after the last step)."""
-        t = self._t(k, x)
-        x0, eps = self.schedule.split(x, model(x, t, cond, **kw), t)
+        pred = model(x, self._t(k, x), cond, **kw)
+        x0, eps = self.schedule.split_with(x, pred, *self._coeffs[k])
         if k + 1 == self.num_steps:
             return x0, None
         if self.stochastic:
             eps = torch.randn_like(x0)
-        return x0, self.schedule.add_noise(x0, eps, self._t(k + 1, x))
+        a, s = self._coeffs[k + 1]
+        return x0, a * x0 + s * eps
 
     def simulate(self, model: Model, noise: Tensor, cond: FrameCondition, k: int, **kw) -> Tensor:
         """Backward simulation: ``x_{t_k}`` reached by the generator from ``noise`` (``k = 0``: the

@@ -8,6 +8,12 @@ noise for every frame by default, which keeps consecutive frames stable). Per fr
 anchor is rendered and encoded, then the generator runs its steps and the VAE decodes. A generator
 with causal conditions (``condition_attention="causal"``) also caches the reference's keys and
 values of every layer per scene and the anchor's per frame, so each step runs the target only.
+
+``FramePipeline.compile()`` compiles a frame's whole GPU work — anchor encode, the anchor's keys
+and values, every generator step, decode — as one ``torch.compile`` graph; with the default
+``mode="reduce-overhead"`` a frame is one CUDA-graph replay. The scene's cached tensors are
+marked as static addresses so the graph reads them in place (a new scene re-records the graph,
+it does not recompile it).
 """
 
 from __future__ import annotations
@@ -48,6 +54,27 @@ class FramePipeline:
         self.radius_px, self.seed, self.fixed_noise = radius_px, seed, fixed_noise
         self._scene: dict | None = None
         self._frame = 0
+        self._frame_fn = self._frame_from_anchor
+        self._compiled = self._graphs = False
+
+    def compile(self, mode: str | None = "reduce-overhead", **kw) -> FramePipeline:
+        """Compile a frame's work (anchor encode → condition keys/values → steps → decode) as one
+        graph; ``mode``/``kw`` go to ``torch.compile`` (``reduce-overhead``: CUDA graphs, on
+        CUDA). The first frame of each step count compiles (minutes at paper size). Returns self."""
+        fn = torch.compile(self._frame_from_anchor, mode=mode, dynamic=False, **kw)
+        self._compiled = True
+        self._graphs = mode == "reduce-overhead" and self.device.type == "cuda"
+        self._frame_fn = fn
+        if self._scene is not None:
+            self._mark_static(self._scene)
+        return self
+
+    def _mark_static(self, scene: dict) -> None:
+        tensors = [scene[k] for k in ("reference", "reference_K", "reference_c2w", "noise")]
+        tensors.append(scene["reference_tokens"])
+        tensors += [t for kv in scene.get("reference_kv", ()) for t in kv]
+        for t in tensors:
+            torch._dynamo.mark_static_address(t)
 
     @property
     def device(self) -> torch.device:
@@ -95,6 +122,8 @@ class FramePipeline:
             scene["gaussians"] = {k: v.to(dev).float() for k, v in gaussians.items()}
         g = torch.Generator().manual_seed(self.seed)
         scene["noise"] = torch.randn(ref_latent.shape, generator=g).to(dev, self.dtype)
+        if self._compiled:
+            self._mark_static(scene)
         self._scene, self._frame = scene, 0
 
     def _require_scene(self) -> dict:
@@ -131,11 +160,35 @@ class FramePipeline:
     ) -> Tensor | tuple[Tensor, Tensor]:
         """One frame ``[3, H, W]`` in [0, 1] at ``target_K [3, 3]``, ``target_c2w [4, 4]`` (and the
         anchor render when ``return_anchor``)."""
-        s = self._require_scene()
         anchor_rgb = self.render_anchor(target_K, target_c2w)
-        anchor = encode(self.vae, anchor_rgb[None].to(self.vae.dtype)).to(self.dtype)
-        K = target_K.to(self.device).float()[None]
-        c2w = target_c2w.to(self.device).float()[None]
+        frame = self.render_from_anchor(anchor_rgb, target_K, target_c2w)
+        return (frame, anchor_rgb) if return_anchor else frame
+
+    @torch.no_grad()
+    def render_from_anchor(
+        self, anchor_rgb: Tensor, target_K: Tensor, target_c2w: Tensor
+    ) -> Tensor:
+        """One frame ``[3, H, W]`` from a given anchor render ``anchor_rgb [3, H, W]`` in [0, 1]
+        (e.g. from another renderer) at ``target_K [3, 3]``, ``target_c2w [4, 4]``."""
+        s = self._require_scene()
+        if anchor_rgb.shape != (3, *s["size"]):
+            raise ValueError(f"anchor_rgb must be [3, {s['size'][0]}, {s['size'][1]}], got "
+                             f"{list(anchor_rgb.shape)}")  # fmt: skip
+        dev = self.device
+        args = (anchor_rgb[None].to(dev), target_K.to(dev).float()[None],
+                target_c2w.to(dev).float()[None], self._noise())  # fmt: skip
+        if self._graphs:
+            torch.compiler.cudagraph_mark_step_begin()
+        frame = self._frame_fn(*args, s)[0]
+        self._frame += 1
+        return frame.clone() if self._graphs else frame  # a graph's output is its buffer
+
+    def _frame_from_anchor(
+        self, anchor_rgb: Tensor, K: Tensor, c2w: Tensor, noise: Tensor, s: dict
+    ) -> Tensor:
+        """The GPU work of a frame: ``anchor_rgb [1, 3, H, W]``, ``K [1, 3, 3]``, ``c2w [1, 4, 4]``,
+        initial noise ``[1, C, h, w]``, the scene ``s`` → frame ``[1, 3, H, W]`` float32."""
+        anchor = encode(self.vae, anchor_rgb.to(self.vae.dtype)).to(self.dtype)
         cond = FrameCondition(anchor, s["reference"], K, c2w, s["reference_K"], s["reference_c2w"])
         if "reference_kv" in s:  # causal conditions: the anchor's keys/values once per frame
             cache = ConditionCache(s["reference_kv"])
@@ -143,10 +196,8 @@ class FramePipeline:
             kw = {"cache": cache}
         else:
             kw = {"reference_tokens": s["reference_tokens"]}
-        latent = self.sampler.sample(self.generator, self._noise(), cond, **kw)
-        frame = decode(self.vae, latent.to(self.vae.dtype))[0].float()
-        self._frame += 1
-        return (frame, anchor_rgb) if return_anchor else frame
+        latent = self.sampler.sample(self.generator, noise, cond, **kw)
+        return decode(self.vae, latent.to(self.vae.dtype)).float()
 
     def stream(self, Ks: Tensor, c2ws: Tensor) -> Iterator[Tensor]:
         """Frames ``[3, H, W]`` one by one along a path ``Ks [F, 3, 3]`` (or one ``[3, 3]``),

@@ -56,14 +56,18 @@ def projection_matrices(K: Tensor, c2w: Tensor, height: int, width: int) -> tupl
     return _lift(Kn) @ w2c, c2w @ _lift(torch.linalg.inv(Kn))
 
 
-def rope_coeffs(positions: Tensor, dim: int, base: float = 100.0) -> tuple[Tensor, Tensor]:
+def rope_coeffs(
+    positions: Tensor, dim: int, base: float = 100.0, dtype: torch.dtype = torch.float32
+) -> tuple[Tensor, Tensor]:
     """cos, sin ``[..., N, dim / 2]`` of 1-D RoPE for integer/float ``positions [..., N]``
-    (frequencies ``base^(−k / (dim/2))``, the PRoPE reference's base 100)."""
+    (frequencies ``base^(−k / (dim/2))``, the PRoPE reference's base 100), in ``dtype``."""
     if dim % 2:
         raise ValueError(f"RoPE slice needs an even size, got {dim}")
     n = dim // 2
-    freqs = base ** (-torch.arange(n, device=positions.device, dtype=torch.float64) / n)
-    angles = positions.to(torch.float64)[..., None] * freqs
+    # float32 by default, not float64: compiled graphs fuse this into every kernel that
+    # rotates, where float64 sin/cos cost more than the rotation itself
+    freqs = base ** (-torch.arange(n, device=positions.device, dtype=dtype) / n)
+    angles = positions.to(dtype)[..., None] * freqs
     return angles.cos(), angles.sin()
 
 
@@ -85,7 +89,13 @@ def apply_projective(x: Tensor, M: Tensor) -> Tensor:
     chunks = x.reshape(B, Hh, N, d // 4, 4)
     dtype = torch.promote_types(x.dtype, torch.float32)  # P Pⱼ⁻¹ must cancel: not in bf16
     with torch.autocast(device_type=x.device.type, enabled=False):
-        out = torch.einsum("bnij,bhnkj->bhnki", M.to(dtype), chunks.to(dtype))
+        M, chunks = M.to(dtype), chunks.to(dtype)
+        if torch.compiler.is_compiling():
+            # a length-4 reduction inductor fuses with the casts and the concatenation around
+            # it; as an einsum it becomes a batched fp32 GEMM with K = 4 plus layout copies
+            out = (M[:, None, :, None] * chunks[..., None, :]).sum(-1)
+        else:  # eagerly the broadcast would materialise a 4× larger intermediate
+            out = torch.einsum("bnij,bhnkj->bhnki", M, chunks)
     return out.reshape(B, Hh, N, d).to(x.dtype)
 
 
@@ -96,10 +106,12 @@ def split_sizes(head_dim: int) -> tuple[int, int, int]:
     return head_dim // 2, head_dim // 4, head_dim // 4
 
 
-def grid_rope(xs: Tensor, ys: Tensor, head_dim: int, base: float = 100.0) -> tuple[Tensor, ...]:
+def grid_rope(
+    xs: Tensor, ys: Tensor, head_dim: int, base: float = 100.0, dtype: torch.dtype = torch.float32
+) -> tuple[Tensor, ...]:
     """``(cos_x, sin_x, cos_y, sin_y)``, each ``[N, d/8]``, for token positions ``xs, ys [N]``."""
     _, dx, dy = split_sizes(head_dim)
-    return (*rope_coeffs(xs, dx, base), *rope_coeffs(ys, dy, base))
+    return (*rope_coeffs(xs, dx, base, dtype), *rope_coeffs(ys, dy, base, dtype))
 
 
 def _split(x: Tensor) -> tuple[Tensor, Tensor, Tensor]:

@@ -54,6 +54,18 @@ class DiffusionSchedule:
         shape = (-1,) + (1,) * (ref.ndim - 1)
         return a.sqrt().view(shape).to(ref.dtype), (1 - a).sqrt().view(shape).to(ref.dtype)
 
+    def coeffs_at(self, t: int) -> tuple[float, float]:
+        """√ᾱ_t, √(1 − ᾱ_t) of one fixed timestep as Python floats (``t < 0``: ᾱ = 1)."""
+        a = 1.0 if t < 0 else float(self.alphas_cumprod[int(t)])
+        return a**0.5, (1.0 - a) ** 0.5
+
+    def split_with(self, x_t: Tensor, pred: Tensor, a: float, s: float) -> tuple[Tensor, Tensor]:
+        """``split`` with the coefficients ``coeffs_at(t)`` of a fixed timestep: samplers with
+        fixed timesteps look them up once, and compiled graphs bake them in as constants."""
+        if self.prediction_type == "epsilon":
+            return (x_t - s * pred) / a, pred
+        return a * x_t - s * pred, s * x_t + a * pred
+
     def add_noise(self, x0: Tensor, noise: Tensor, t: Tensor) -> Tensor:
         """``x_t`` for clean ``x0 [B, ...]``, ``noise``, timesteps ``t [B]``."""
         a, s = self._coeffs(t, x0)

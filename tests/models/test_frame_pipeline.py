@@ -118,3 +118,43 @@ def test_gaussian_scene():
     assert pipe.render(Ks[1], c2ws[1]).shape == (3, S, S)
     with pytest.raises(ValueError, match="either"):
         pipe.set_scene(torch.rand(3, S, S), Ks[0], c2ws[0])
+
+
+@pytest.mark.parametrize("attention", ["full", "causal"])
+def test_compiled_frame_graph_matches_eager_and_a_new_scene_does_not_recompile(attention):
+    """``compile()`` traces a frame's whole work (encode, keys/values, 2 steps, decode) as one
+    graph without breaks; later frames and a new scene reuse it; frames equal the eager ones."""
+    from torch._dynamo.testing import CompileCounter
+
+    torch.manual_seed(0)
+    dit = FrameDiT(num_layers=1, num_attention_heads=2, attention_head_dim=32, sample_size=8,
+                   condition_attention=attention)  # fmt: skip
+    vae = build_image_vae("tiny")
+    eager = FramePipeline(dit, vae, DiffusionSchedule())
+    compiled = FramePipeline(dit, vae, DiffusionSchedule())
+    torch._dynamo.reset()
+    counter = CompileCounter()
+    assert compiled.compile(mode=None, backend=counter) is compiled
+    Ks, c2ws = path(3)
+    pts, cols = cloud()
+    for seed in (0, 1):
+        ref = torch.rand(3, S, S, generator=torch.Generator().manual_seed(seed))
+        for pipe in (eager, compiled):
+            pipe.set_scene(ref, Ks[0], c2ws[0], pts, cols)
+        for i in (1, 2):
+            frame = compiled.render(Ks[i], c2ws[i])
+            torch.testing.assert_close(frame, eager.render(Ks[i], c2ws[i]), rtol=0, atol=1e-5)
+    assert counter.frame_count == 1 and counter.op_count > 50
+
+
+def test_render_from_anchor_names_a_wrong_shape():
+    pipe, _, _ = make_pipeline()
+    Ks, c2ws = path(2)
+    pts, cols = cloud()
+    pipe.set_scene(torch.rand(3, S, S), Ks[0], c2ws[0], pts, cols)
+    anchor = pipe.render_anchor(Ks[1], c2ws[1])
+    torch.testing.assert_close(
+        pipe.render_from_anchor(anchor, Ks[1], c2ws[1]), pipe.render(Ks[1], c2ws[1])
+    )
+    with pytest.raises(ValueError, match=r"anchor_rgb must be \[3, 64, 64\], got \[3, 32, 32\]"):
+        pipe.render_from_anchor(torch.rand(3, 32, 32), Ks[1], c2ws[1])

@@ -64,3 +64,17 @@ def test_timestep_sampling_is_biased_toward_high_noise():
     assert t.dtype == torch.long and int(t.min()) >= 0 and int(t.max()) <= 999
     with pytest.raises(ValueError):
         TimestepSampler(kind="cosine")
+
+
+@pytest.mark.parametrize("prediction_type", ["epsilon", "v_prediction"])
+def test_fixed_timestep_split_matches_the_tensor_one(prediction_type):
+    """``split_with(coeffs_at(t))`` (the few-step sampler's graph-friendly path) is ``split``."""
+    sched = DiffusionSchedule(prediction_type=prediction_type)
+    g = torch.Generator().manual_seed(0)
+    x, pred = torch.randn(2, 4, 8, 8, generator=g), torch.randn(2, 4, 8, 8, generator=g)
+    for t in (999, 200, 0):
+        want = sched.split(x, pred, torch.full((2,), t))
+        got = sched.split_with(x, pred, *sched.coeffs_at(t))
+        for a, b in zip(got, want):
+            torch.testing.assert_close(a, b, rtol=1e-6, atol=1e-6)
+    assert sched.coeffs_at(-1) == (1.0, 0.0)
