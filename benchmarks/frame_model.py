@@ -392,20 +392,25 @@ def measure(
         gen = sum(v for k, v in d.items() if k.startswith("step"))
         gen += d.get("anchor_kv", 0.0)
         comps.append({"anchor_encode": d["anchor_encode"], "generator": gen, "decode": d["decode"]})
-    lat_stats = stats(lat)
     comp_ms = {k: _r(np.median([c[k] for c in comps])) for k in comps[0]}
     comp_ms["generator_per_step"] = _r(comp_ms["generator"] / steps)
     comp_ms["sum_of_parts"] = _r(
         comp_ms["anchor_encode"] + comp_ms["generator"] + comp_ms["decode"]
     )
+    return latency_result(STEPS[steps], warmup, lat, comp_ms, device)
+
+
+def latency_result(timesteps, warmup: int, lat: list[float], components, device) -> dict:
+    """One (variant, steps) entry of the JSON from per-frame latencies ``lat`` (ms)."""
+    lat_stats = stats(lat)
     out = {
-        "timesteps": list(STEPS[steps]),
+        "timesteps": list(timesteps),
         "warmup": warmup,
-        "iters": iters,
+        "iters": len(lat),
         "latency_ms": lat_stats,
         "fps": _r(1000.0 / lat_stats["median"]),
         "fps_mean": _r(1000.0 / lat_stats["mean"]),
-        "components_ms_median": comp_ms,
+        "components_ms_median": components,
         "peak_memory_gb": None,
     }
     if device.type == "cuda":
@@ -446,20 +451,7 @@ def measure_pipeline(
         pipe.render_from_anchor(anchors[i % len(anchors)], K, c2ws[i % len(c2ws)])
         sync(device)
         lat.append((time.perf_counter() - t0) * 1000.0)
-    lat_stats = stats(lat)
-    out = {
-        "timesteps": list(pipe.sampler.timesteps),
-        "warmup": warmup,
-        "iters": iters,
-        "latency_ms": lat_stats,
-        "fps": _r(1000.0 / lat_stats["median"]),
-        "fps_mean": _r(1000.0 / lat_stats["mean"]),
-        "components_ms_median": None,
-        "peak_memory_gb": None,
-    }
-    if device.type == "cuda":
-        out["peak_memory_gb"] = _r(torch.cuda.max_memory_allocated(device) / 2**30, 3)
-    return out
+    return latency_result(pipe.sampler.timesteps, warmup, lat, None, device)
 
 
 @torch.no_grad()
