@@ -59,9 +59,12 @@ class DiffusionSchedule:
         a = 1.0 if t < 0 else float(self.alphas_cumprod[int(t)])
         return a**0.5, (1.0 - a) ** 0.5
 
-    def split_with(self, x_t: Tensor, pred: Tensor, a: float, s: float) -> tuple[Tensor, Tensor]:
-        """``split`` with the coefficients ``coeffs_at(t)`` of a fixed timestep: samplers with
-        fixed timesteps look them up once, and compiled graphs bake them in as constants."""
+    def split_with(
+        self, x_t: Tensor, pred: Tensor, a: float | Tensor, s: float | Tensor
+    ) -> tuple[Tensor, Tensor]:
+        """``split`` given ``√ᾱ_t, √(1 − ᾱ_t)``: tensors ``[B, 1, …]``, or the Python floats of
+        ``coeffs_at(t)``, which samplers with fixed timesteps look up once and compiled graphs
+        bake in as constants."""
         if self.prediction_type == "epsilon":
             return (x_t - s * pred) / a, pred
         return a * x_t - s * pred, s * x_t + a * pred
@@ -80,10 +83,7 @@ class DiffusionSchedule:
 
     def split(self, x_t: Tensor, pred: Tensor, t: Tensor) -> tuple[Tensor, Tensor]:
         """``(x̂₀, ε̂)`` from a model prediction at ``x_t``."""
-        a, s = self._coeffs(t, x_t)
-        if self.prediction_type == "epsilon":
-            return (x_t - s * pred) / a, pred
-        return a * x_t - s * pred, s * x_t + a * pred
+        return self.split_with(x_t, pred, *self._coeffs(t, x_t))
 
     def to_eps(self, x_t: Tensor, pred: Tensor, t: Tensor) -> Tensor:
         return self.split(x_t, pred, t)[1]
