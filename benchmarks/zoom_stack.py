@@ -160,7 +160,7 @@ def isolated_consolidation(sampler: JointZoomSampler, shape, dev: torch.device, 
 
     x = torch.randn(*shape, device=dev)
     out = {}
-    for name, fn in (("blend_render", sampler._blend_render), ("noise", sampler._render_noise)):
+    for name, fn in (("blend_render", sampler.consolidate), ("noise", sampler.render_noise)):
         for _ in range(3):
             fn(x)
         synced = []

@@ -119,6 +119,15 @@ class JointZoomSampler:
 
     # -- pieces ---------------------------------------------------------------------------------
 
+    def consolidate(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """One step's blending + re-rendering, as ``sample`` runs it (compiled when configured):
+        observations ``[N, C, H, W]`` → (layers, their rendered images)."""
+        return self._blend_render(x)
+
+    def render_noise(self, e: Tensor) -> Tensor:
+        """Π_noise of i.i.d. noise layers ``[N, C, H, W]``, as ``sample`` runs it."""
+        return self._render_noise(e)
+
     def _eps(self, z: Tensor, t: int, cond: Cond, uncond: Cond | None) -> Tensor:
         """Guided ε for ``z`` ``[n, C, H, W]`` in one denoiser call (cond + uncond batched)."""
         n = z.shape[0]

@@ -225,3 +225,17 @@ def test_cuda_graph_consolidation_matches_eager(toy):
     eager, graphs = outs[False], outs["cudagraphs"]
     assert (graphs.layers - eager.layers).abs().max() < 1e-4 * eager.layers.abs().max()
     assert torch.isinf(cross_scale_psnr(graphs.images.cpu(), P)).all()
+
+
+def test_public_consolidation_is_the_blend_and_the_renders():
+    """``consolidate`` / ``render_noise`` (what benchmarks time) are the Laplacian blend with
+    Π_image of its layers, and Π_noise."""
+    from models.zoom.blend import blend_multires
+    from models.zoom.stack import render_noises
+
+    sampler = JointZoomSampler(lambda *a: a[0], DDPMSchedule.make("linear"), N, P)
+    x = torch.randn(N, C, S, S, generator=torch.Generator().manual_seed(3))
+    layers, images = sampler.consolidate(x)
+    torch.testing.assert_close(layers, blend_multires(x, P))
+    torch.testing.assert_close(images, render_images(layers, P))
+    torch.testing.assert_close(sampler.render_noise(x), render_noises(x, P))
